@@ -1,0 +1,42 @@
+"""Every identifier-system and code-system URI yilian writes or reads, named by meaning.
+
+One place, so no URI is typed twice (STYLE.md §7, anti-pattern 4). Where a public URI exists we
+use it (HL7's, LOINC's); China's national identifiers have no FHIR naming system we can cite, so
+they live in yilian's own namespace ``http://yilian.health/fhir/``. docs/identifiers.md gives the
+reasons, the value formats and the rules checked for each.
+"""
+
+from __future__ import annotations
+
+_YILIAN = "http://yilian.health/fhir"
+
+# --- Identifier systems (Identifier.system) -----------------------------------------------------
+RESIDENT_ID = f"{_YILIAN}/sid/cn-resident-id"  # 居民身份证号, GB 11643-1999, 18 chars, checked
+MEDICAL_INSURANCE_CARD = f"{_YILIAN}/sid/cn-medical-insurance-card"  # 医保卡号 / 医保电子凭证
+MRN_PREFIX = f"{_YILIAN}/sid/mrn/"  # hospital MRN (病案号): MRN_PREFIX + facility USCC
+USCC = f"{_YILIAN}/sid/cn-uscc"  # 统一社会信用代码 of organisations, GB 32100-2015, 18 chars
+PRACTITIONER_LICENCE = f"{_YILIAN}/sid/cn-practitioner-licence"  # 医师执业证书编码
+HL7_IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"  # Identifier.type codes
+
+# --- Code systems (Coding.system) ---------------------------------------------------------------
+ICD10_CN = f"{_YILIAN}/CodeSystem/icd-10-cn"  # ICD-10 国家临床版 2.0 (GB/T 14396 extension codes)
+ICD10_WHO = "http://hl7.org/fhir/sid/icd-10"  # WHO ICD-10, as HL7 names it (international data)
+LOINC = "http://loinc.org"  # LOINC, for laboratory and vital-sign observations
+SNOMED_CT = "http://snomed.info/sct"  # SNOMED CT, met in data from foreign systems (Synthea)
+LOCAL_LAB_PREFIX = f"{_YILIAN}/CodeSystem/lab/"  # a facility's own lab codes: + facility USCC
+ORGANIZATION_TIER = f"{_YILIAN}/CodeSystem/organization-tier"  # 三级/二级/一级 hospital grade
+ORGANIZATION_TYPE = (
+    f"{_YILIAN}/CodeSystem/organization-type"  # 医院, 社区卫生服务中心, 疾控中心 ...
+)
+UCUM = "http://unitsofmeasure.org"  # UCUM units of Quantity values
+ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"  # Patient.gender codes
+
+
+def mrn_system(facility_uscc: str) -> str:
+    """The MRN identifier system of one facility, keyed by its unified social credit code."""
+    return f"{MRN_PREFIX}{facility_uscc}"
+
+
+def local_lab_system(facility_uscc: str) -> str:
+    """The code system of one facility's local laboratory codes."""
+    return f"{LOCAL_LAB_PREFIX}{facility_uscc}"
