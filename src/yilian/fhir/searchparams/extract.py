@@ -1,0 +1,217 @@
+"""Search-index rows for a resource: every R4 search parameter of its type, by index kind.
+
+``extract_index_rows(resource)`` returns ``{kind: [row, …]}`` for every kind in
+``yilian.fhir.models.INDEX_TABLES``; a row holds ``res_type``, ``param`` and the value columns of
+that table. Rows are fresh dicts (the store adds ``resource_pk``) and duplicates within one
+parameter are dropped.
+
+Not indexed here: ``_id`` and ``_lastUpdated`` (answered from ``fhir_resource`` columns),
+``composite`` parameters (matched by the search side from their component tokens/quantities),
+``special`` ones (``near``, ``_text``, ``_content``, …), and resources inside ``contained``.
+
+Expressions are compiled once per resource type by ``paths`` (a fast evaluator for the FHIRPath
+subset R4 search uses); any expression it cannot compile is evaluated with fhirpathpy instead —
+``fallback_expressions()`` lists them (none for the R4 definitions today).
+
+Value semantics, per kind (what the search side can rely on):
+
+string
+    HumanName: ``family``, each ``given``, ``prefix``, ``suffix``, and ``text``, one row each;
+    Address: each ``line``, ``city``, ``district``, ``state``, ``postalCode``, ``country``,
+    ``text``; string/markdown primitives as they are. ``value_exact`` is the original text,
+    ``value_norm`` is ``normalise.normalise_string`` of it (NFKD, combining marks dropped,
+    casefolded, whitespace collapsed; CJK unchanged, so ``王小明`` prefix/contains match works).
+token
+    Coding → (system, code, text_norm = normalised display); CodeableConcept → one row per coding
+    plus a row with only ``text_norm`` = normalised ``.text``; Identifier → (system, value as
+    code, text_norm = normalised ``type.text``); ContactPoint → (system = ``phone``/``email``/…,
+    code = value); code/string/id/uri primitives → code only; boolean → code ``true``/``false``.
+    ``Patient.deceased`` (``deceased.exists() and deceased != false``) is always indexed:
+    ``false`` when absent or ``deceasedBoolean: false``, ``true`` otherwise.
+date
+    ``[low, high)`` as naive UTC datetimes. date/dateTime/instant: the whole period the given
+    precision covers (``2024`` → [2024-01-01, 2025-01-01)); offsets converted to UTC; a time
+    without offset, and a date without time, taken as UTC. Period: start's low to end's high; no
+    start → ``normalise.OPEN_LOW`` (``datetime.min``), no end → ``normalise.OPEN_HIGH``
+    (``datetime.max``). Timing: one row per ``event`` plus one for ``repeat.boundsPeriod``.
+    Strings of choice elements (``performedString``) are indexed only if they read as a date;
+    Age and Range choices are not dates and are skipped.
+number
+    decimal/integer → float ``value``; a Range (RiskAssessment.probability) → its low and high.
+quantity
+    Quantity/SimpleQuantity/Age/Duration/Distance/Count → (value, system, code, unit); Money →
+    (value, system ``urn:iso:std:iso:4217``, code = currency); Range → one row for ``low`` and one
+    for ``high`` (the table holds points, so a value strictly inside a range does not match);
+    SampledData and quantities without a value are skipped.
+reference
+    ``Type/id`` and ``Type/id/_history/n`` → target_type, target_id; absolute ``http…/Type/id`` →
+    the same plus target_url; other non-contained references (``urn:uuid:…``) → target_url only;
+    ``#contained`` → not indexed; ``Reference.identifier`` → identifier_system/identifier_value
+    (on the same row as the literal reference if both are present). canonical/uri values →
+    target_url, verbatim (``|version`` kept). ``.where(resolve() is T)`` keeps references whose
+    literal reference names type T. Bundle.composition/message (a whole resource) and
+    Consent.sourceAttachment are not indexed.
+uri
+    the string value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.models import models
+
+from yilian.fhir.searchparams import registry
+from yilian.fhir.searchparams.paths import (
+    Branch,
+    Compiled,
+    Nodes,
+    Unsupported,
+    compile_expression,
+    evaluate,
+)
+from yilian.fhir.searchparams.values import COLUMNS, CONVERTERS, Converter, Row, infer_type
+
+log = logging.getLogger(__name__)
+
+SKIPPED_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+SKIPPED_TYPES = frozenset({"composite", "special"})
+
+FhirPathFn = Callable[[dict[str, Any]], list[Any]]
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: str
+    code: str
+    convert: Converter
+    branch: Branch
+
+
+@dataclass
+class _Plan:
+    """Everything needed to index one resource type, grouped for a fast walk over its keys."""
+
+    by_first_key: dict[str, list[_Target]] = field(default_factory=dict)
+    whole: list[tuple[str, str, Compiled]] = field(default_factory=list)
+    fallback: list[tuple[str, str, FhirPathFn]] = field(default_factory=list)
+
+
+def _fhirpath(expression: str) -> FhirPathFn:
+    compiled = fhirpathpy.compile(expression, model=models["r4"])
+
+    def run(resource: dict[str, Any]) -> list[Any]:
+        result: list[Any] = compiled(resource, None)
+        return result
+
+    return run
+
+
+@cache
+def _plan(resource_type: str) -> _Plan:
+    plan = _Plan()
+    for code, definition in registry.params_for(resource_type).items():
+        if code in SKIPPED_PARAMETERS or definition.type in SKIPPED_TYPES:
+            continue
+        if not definition.expression:
+            continue
+        convert = CONVERTERS[definition.type]
+        try:
+            compiled = compile_expression(definition.expression, resource_type)
+        except Unsupported as reason:
+            log.info("%s.%s via fhirpathpy (%s)", resource_type, code, reason)
+            plan.fallback.append((definition.type, code, _fhirpath(definition.expression)))
+            continue
+        if compiled.exists_not_false or any(not b.keys for b in compiled.branches):
+            plan.whole.append((definition.type, code, compiled))
+            continue
+        for branch in compiled.branches:
+            target = _Target(definition.type, code, convert, branch)
+            plan.by_first_key.setdefault(branch.keys[0], []).append(target)
+    return plan
+
+
+def _walk(branch: Branch, first: Any) -> Nodes:
+    """Values of a branch given the value at its first key (the resource walk already did it)."""
+    nodes: Nodes = [item for item in first if item is not None] if type(first) is list else [first]
+    for key in branch.keys[1:]:
+        out: Nodes = []
+        for node in nodes:
+            if type(node) is dict:
+                value = node.get(key)
+                if value is None:
+                    continue
+                if type(value) is list:
+                    out.extend(item for item in value if item is not None)
+                else:
+                    out.append(value)
+        if not out:
+            return out
+        nodes = out
+    for step in branch.steps:
+        nodes = step(nodes)
+        if not nodes:
+            break
+    return nodes
+
+
+def _collect(resource: dict[str, Any], plan: _Plan) -> dict[str, dict[tuple[str, Row], None]]:
+    found: dict[str, dict[tuple[str, Row], None]] = {kind: {} for kind in COLUMNS}
+    for key, value in resource.items():
+        targets = plan.by_first_key.get(key)
+        if targets is None:
+            continue
+        for target in targets:
+            rows = found[target.kind]
+            for node in _walk(target.branch, value):
+                for row in target.convert(node, target.branch.fhir_type):
+                    rows[(target.code, row)] = None
+    for kind, code, compiled in plan.whole:
+        convert = CONVERTERS[kind]
+        for node, fhir_type in evaluate(compiled, resource):
+            for row in convert(node, fhir_type):
+                found[kind][(code, row)] = None
+    for kind, code, run in plan.fallback:
+        _collect_fallback(resource, kind, code, run, found[kind])
+    return found
+
+
+def _collect_fallback(
+    resource: dict[str, Any],
+    kind: str,
+    code: str,
+    run: FhirPathFn,
+    rows: dict[tuple[str, Row], None],
+) -> None:
+    try:
+        values = run(resource)
+    except Exception as error:  # fhirpathpy raises bare Exception for unsupported functions
+        log.warning("%s.%s not indexed: %s", resource.get("resourceType"), code, error)
+        return
+    convert = CONVERTERS[kind]
+    for value in values:
+        for row in convert(value, infer_type(value, kind)):
+            rows[(code, row)] = None
+
+
+def extract_index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Index rows for every search parameter of the resource's type, keyed by index kind."""
+    res_type: str = resource["resourceType"]
+    found = _collect(resource, _plan(res_type))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, rows in found.items():
+        names = ("res_type", "param", *COLUMNS[kind])
+        out[kind] = [dict(zip(names, (res_type, code, *row), strict=True)) for code, row in rows]
+    return out
+
+
+def fallback_expressions(resource_type: str) -> list[tuple[str, str]]:
+    """(code, expression) of the parameters of a type that are evaluated by fhirpathpy."""
+    plan = _plan(resource_type)
+    params = registry.params_for(resource_type)
+    return [(code, params[code].expression) for _, code, _ in plan.fallback]
