@@ -16,7 +16,10 @@ from sqlalchemy import Engine, MetaData
 from yilian.db import Base
 
 # Modules that declare tables on yilian.db.Base; imported so that metadata is complete.
-MODEL_MODULES = ("yilian.fhir.models",)
+MODEL_MODULES = (
+    "yilian.fhir.models",
+    "yilian.audit.models",
+)
 
 
 def all_metadata() -> MetaData:
