@@ -194,17 +194,17 @@ def _type_issue(value: Any, spec: Field, path: str) -> Issue:
 
 
 def _check_codings(value: dict[str, Any], spec: Field, path: str, issues: list[Issue]) -> None:
-    """Check the codings from the value set's own systems; other systems are translations."""
+    """Check a CodeableConcept's codings from the value set's own systems.
+
+    Codings from other systems are translations (a local code beside the FHIR one) and pass. R4
+    binds no Coding-typed base element with strength required, so CodeableConcept is the only case.
+    """
     binding = spec.binding
     assert binding is not None
-    if spec.type_name == "Coding":
-        codings: list[tuple[str, Any]] = [(path, value)]
-    else:
-        listed = value.get("coding")
-        if type(listed) is not list:
-            return
-        codings = [(f"{path}.coding[{i}]", c) for i, c in enumerate(listed)]
-    for coding_path, coding in codings:
+    codings = value.get("coding")
+    if type(codings) is not list:
+        return
+    for index, coding in enumerate(codings):
         if type(coding) is not dict:
             continue
         system, code = coding.get("system"), coding.get("code")
@@ -212,7 +212,7 @@ def _check_codings(value: dict[str, Any], spec: Field, path: str, issues: list[I
             continue  # a wrong type was already reported by the structure check
         allowed = binding.by_system.get(system)
         if allowed is not None and code not in allowed:
-            issues.append(_binding_issue(code, binding, f"{coding_path}.code"))
+            issues.append(_binding_issue(code, binding, f"{path}.coding[{index}].code"))
 
 
 def _binding_issue(code: str, binding: Binding, path: str) -> Issue:
