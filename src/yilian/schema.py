@@ -19,6 +19,8 @@ from yilian.db import Base
 MODEL_MODULES = (
     "yilian.fhir.models",
     "yilian.audit.models",
+    "yilian.fhir.search.models",
+    "yilian.fhir.bulk.models",
 )
 
 

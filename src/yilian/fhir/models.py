@@ -175,7 +175,17 @@ class UriIndex(Base):
     )
 
 
-INDEX_TABLES = {
+IndexTable = (
+    type[StringIndex]
+    | type[TokenIndex]
+    | type[DateIndex]
+    | type[NumberIndex]
+    | type[QuantityIndex]
+    | type[ReferenceIndex]
+    | type[UriIndex]
+)
+
+INDEX_TABLES: dict[str, IndexTable] = {
     "string": StringIndex,
     "token": TokenIndex,
     "date": DateIndex,

@@ -1,0 +1,38 @@
+"""The ASGI application: the FHIR API (and, as modules land, their pages and endpoints)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from yilian import __version__
+from yilian.config import Settings, load_settings
+from yilian.db import make_engine
+from yilian.fhir.api import install_error_handlers
+from yilian.fhir.api import router as fhir_router
+from yilian.fhir.runtime import Runtime
+from yilian.schema import upgrade_to_head
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    base_url: str | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the app for a database; migrations run at start so a fresh file is ready to use."""
+    settings = settings or load_settings()
+    engine = engine or make_engine(settings.database_url)
+    if migrate:
+        upgrade_to_head(engine)
+    app = FastAPI(
+        title="yilian (医联)",
+        version=__version__,
+        description="FHIR R4 store and API of yilian. OpenAPI docs at /docs.",
+    )
+    url = base_url or settings.base_url or "http://localhost:8000"
+    app.state.runtime = Runtime(engine, url.rstrip("/") + "/fhir")
+    install_error_handlers(app)
+    app.include_router(fhir_router)
+    return app

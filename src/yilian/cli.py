@@ -1,0 +1,50 @@
+"""The ``yilian`` command line: serve the platform, load data, check the audit chain, analytics."""
+
+from __future__ import annotations
+
+import typer
+
+from yilian.config import load_settings
+
+app = typer.Typer(
+    help="yilian (医联): integrated, tiered, smart health care on one FHIR R4 record.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+) -> None:
+    """Serve the FHIR API and the web pages. The database is YILIAN_DATABASE_URL or SQLite."""
+    import uvicorn
+
+    from yilian.app import create_app
+
+    settings = load_settings()
+    base_url = settings.base_url or f"http://{host}:{port}"
+    typer.echo(f"yilian on {base_url}  (FHIR: {base_url}/fhir, API docs: {base_url}/docs)")
+    typer.echo(f"database: {settings.database_url}")
+    uvicorn.run(create_app(settings, base_url=base_url), host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to the newest version."""
+    from yilian.db import make_engine
+    from yilian.schema import upgrade_to_head
+
+    settings = load_settings()
+    upgrade_to_head(make_engine(settings.database_url))
+    typer.echo(f"schema is up to date: {settings.database_url}")
+
+
+def _mount() -> None:
+    """Attach the command groups of the modules that have them."""
+    from yilian.audit.cli import app as audit_app
+
+    app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
+
+
+_mount()

@@ -1,0 +1,68 @@
+"""The audit choke point of the FHIR store: every access becomes one entry in the hash chain.
+
+The store reports each access to a request-scoped ``AuditBuffer``; the unit of work appends the
+buffered entries to the chain as its last step before commit (the chain lock is then held only
+for the append, and a rolled-back request leaves no entry). Each entry is also written to the
+store as a FHIR AuditEvent (id ``audit-{seq}``) so it is searchable like any other resource.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from yilian.audit.chain import append_batch
+from yilian.audit.fhir import to_audit_event
+from yilian.audit.models import AuditInput
+from yilian.fhir.store import Access, ResourceStore, StoreOptions
+
+# Store events that the audit vocabulary names differently.
+EVENT_NAMES = {"everything": "operation"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and why, as the chain records it."""
+
+    actor: str
+    purpose: str
+    source: str
+    request_id: str
+    kind: str = "user"
+
+
+@dataclass
+class AuditBuffer:
+    actor: Actor
+    pending: list[Access] = field(default_factory=list)
+
+    def record(self, _session: Session, access: Access) -> None:
+        self.pending.append(access)
+
+    def flush(self, session: Session) -> None:
+        """Append every buffered access to the chain and project each as an AuditEvent."""
+        if not self.pending:
+            return
+        entries = [self._input(a) for a in self.pending]
+        self.pending.clear()
+        records = append_batch(session, entries)
+        store = ResourceStore(session, StoreOptions(validate=False, audit=None))
+        for record in records:
+            event = to_audit_event(record)
+            store.create(event, res_id=event["id"])
+
+    def _input(self, access: Access) -> AuditInput:
+        return AuditInput(
+            actor=self.actor.actor,
+            actor_kind=self.actor.kind,
+            event=EVENT_NAMES.get(access.event, access.event),
+            purpose=self.actor.purpose,
+            resources=list(access.resources),
+            patients=list(access.patients),
+            outcome=int(access.outcome),
+            source_address=self.actor.source,
+            request_id=self.actor.request_id,
+            query=access.query,
+        )

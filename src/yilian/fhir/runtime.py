@@ -1,0 +1,109 @@
+"""What a running server holds: the engine, the session factory, and the per-request unit of work.
+
+``Runtime.transaction`` is the one place where a request's database transaction is opened and
+committed (STYLE.md §3); services and the store only flush.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from yilian.audit.codes import purposes_of_use
+from yilian.db import session_factory, unit_of_work
+from yilian.fhir.auditing import Actor, AuditBuffer
+from yilian.fhir.bundle import BundleProcessor
+from yilian.fhir.errors import invalid
+from yilian.fhir.service import FhirService, parse_query
+from yilian.fhir.store import StoreOptions
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking and why — recorded with every audited access.
+
+    Until sign-in lands (issue #3), the actor is what the client declares in ``X-Actor``
+    (e.g. ``Practitioner/123``), falling back to ``anonymous``; the client address is always kept.
+    """
+
+    actor: str
+    purpose: str
+    source: str
+    request_id: str
+
+    @classmethod
+    def from_request(cls, request: Request) -> RequestContext:
+        purpose = request.headers.get("x-purpose-of-use", "TREAT").upper()
+        if purpose not in purposes_of_use():
+            raise invalid(
+                f"X-Purpose-Of-Use {purpose!r} is not a PurposeOfUse code of "
+                "http://terminology.hl7.org/CodeSystem/v3-ActReason (e.g. TREAT, PUBHLTH)",
+                rule="purpose-of-use",
+            )
+        client = request.client.host if request.client else "unknown"
+        return cls(
+            actor=request.headers.get("x-actor", "anonymous")[:200],
+            purpose=purpose,
+            source=client,
+            request_id=request.headers.get("x-request-id", str(uuid.uuid4()))[:100],
+        )
+
+    def as_actor(self) -> Actor:
+        kind = "system" if self.actor.startswith("system/") else "user"
+        return Actor(self.actor, self.purpose, self.source, self.request_id, kind)
+
+    @classmethod
+    def system(cls, actor: str = "system/yilian-cli") -> RequestContext:
+        return cls(
+            actor=actor, purpose="HSYSADMIN", source="localhost", request_id=str(uuid.uuid4())
+        )
+
+
+class Runtime:
+    def __init__(self, engine: Engine, base_url: str, *, validate: bool = True) -> None:
+        self.engine = engine
+        self.base_url = base_url.rstrip("/")
+        self.validate = validate
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+
+    @contextmanager
+    def transaction(self, ctx: RequestContext) -> Iterator[FhirService]:
+        """One request, one transaction: committed on success, rolled back on any error."""
+        with unit_of_work(self.sessions) as session:
+            buffer = AuditBuffer(ctx.as_actor())
+            options = StoreOptions(validate=self.validate, audit=buffer.record)
+            yield FhirService(session, self.base_url, options)
+            buffer.flush(session)
+
+    def process_bundle(
+        self, ctx: RequestContext, kind: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self.transaction(ctx) as service:
+            processor = BundleProcessor(service, lambda url: self._bundle_get(service, url))
+            if kind == "transaction":
+                return processor.transaction(body)
+            return processor.batch(body)
+
+    def _bundle_get(self, service: FhirService, url: str) -> tuple[str, dict[str, Any]]:
+        path, _, query = url.partition("?")
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 1:
+            return "200 OK", service.search(parts[0], parse_query(query))
+        if len(parts) == 2:
+            return "200 OK", service.store.read(parts[0], parts[1])
+        if len(parts) == 4 and parts[2] == "_history":
+            return "200 OK", service.store.vread(parts[0], parts[1], int(parts[3]))
+        raise invalid(f"unsupported GET url in Bundle: {url}", rule="bundle-entry-url")
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args)

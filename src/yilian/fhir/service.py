@@ -1,0 +1,209 @@
+"""FHIR interactions above plain CRUD: conditional operations, search, ``$everything``.
+
+The REST router and the CLI call this service; it coordinates the store (writes, reads) and the
+search engine (conditional matching) and records search/read access in the audit chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yilian.fhir import search as search_engine
+from yilian.fhir.compartment import patient_compartment, patients_of
+from yilian.fhir.errors import invalid, precondition_failed
+from yilian.fhir.models import ReferenceIndex, ResourceRow
+from yilian.fhir.store import Access, ResourceStore, StoreOptions, WriteResult
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    """Split ``a=1&b=2`` (the part after ``?``) into search parameters, keeping repeats."""
+    return parse_qsl(query, keep_blank_values=True)
+
+
+@dataclass
+class FhirService:
+    session: Session
+    base_url: str
+    options: StoreOptions
+
+    @property
+    def store(self) -> ResourceStore:
+        return ResourceStore(self.session, self.options)
+
+    # -------------------------------------------------------------- search
+
+    def search(self, res_type: str | None, params: list[tuple[str, str]]) -> dict[str, Any]:
+        bundle = search_engine.search(self.session, res_type, params, base_url=self.base_url)
+        self._audit_bundle("search", bundle, query=_query_text(res_type, params))
+        return bundle
+
+    def page(self, search_id: str, offset: int, count: int) -> dict[str, Any]:
+        bundle = search_engine.get_page(
+            self.session, search_id, offset, count, base_url=self.base_url
+        )
+        self._audit_bundle("search", bundle, query=f"_getpages={search_id}")
+        return bundle
+
+    def matching_ids(self, res_type: str, query: str, *, limit: int = 2) -> list[str]:
+        """Ids of current resources matching a conditional query (at most ``limit``)."""
+        params = parse_query(query)
+        if not params:
+            raise invalid(
+                f"a conditional {res_type} request needs search criteria after '?'",
+                rule="conditional-criteria",
+            )
+        bundle = search_engine.search(
+            self.session,
+            res_type,
+            [*params, ("_count", str(limit)), ("_total", "none")],
+            base_url=self.base_url,
+        )
+        return [
+            e["resource"]["id"]
+            for e in bundle.get("entry", [])
+            if e.get("search", {}).get("mode", "match") == "match"
+        ]
+
+    # --------------------------------------------------------- conditional
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
+        if if_none_exist:
+            res_type = str(resource.get("resourceType", ""))
+            found = self.matching_ids(res_type, if_none_exist.split("?", 1)[-1])
+            if len(found) > 1:
+                raise precondition_failed(
+                    f"If-None-Exist '{if_none_exist}' matches more than one {res_type}",
+                    rule="conditional-create-single-match",
+                )
+            if found:
+                existing = self.store.read(res_type, found[0])
+                version = int(existing.get("meta", {}).get("versionId", "1"))
+                row = self.store.current_row(res_type, found[0])
+                assert row is not None
+                return WriteResult(existing, False, version, row.last_updated, unchanged=True)
+        return self.store.create(resource)
+
+    def conditional_update(
+        self, res_type: str, query: str, resource: dict[str, Any]
+    ) -> WriteResult:
+        found = self.matching_ids(res_type, query)
+        if len(found) > 1:
+            raise precondition_failed(
+                f"conditional update '{res_type}?{query}' matches more than one resource",
+                rule="conditional-update-single-match",
+            )
+        if found:
+            if "id" in resource and resource["id"] != found[0]:
+                raise invalid(
+                    f"resource id {resource['id']!r} differs from the matched {found[0]!r}",
+                    expression=f"{res_type}.id",
+                    rule="conditional-update-id",
+                )
+            return self.store.update(res_type, found[0], {**resource, "id": found[0]})
+        if "id" in resource:
+            return self.store.update(res_type, str(resource["id"]), resource)
+        return self.store.create(resource)
+
+    def conditional_delete(self, res_type: str, query: str) -> int:
+        found = self.matching_ids(res_type, query)
+        if len(found) > 1:
+            raise precondition_failed(
+                f"conditional delete '{res_type}?{query}' matches more than one resource",
+                rule="conditional-delete-single-match",
+            )
+        for res_id in found:
+            self.store.delete(res_type, res_id)
+        return len(found)
+
+    # ---------------------------------------------------------- everything
+
+    def everything(self, patient_id: str, *, count: int | None = None) -> dict[str, Any]:
+        """The patient, every resource in its compartment, and the resources those reference."""
+        patient = self.store.read("Patient", patient_id, audit=False)
+        compartment = patient_compartment()
+        pairs = [(t, p) for t, params in compartment.items() for p in params]
+        linked = self.session.execute(
+            select(ReferenceIndex.resource_pk, ReferenceIndex.res_type, ReferenceIndex.param)
+            .where(ReferenceIndex.target_type == "Patient")
+            .where(ReferenceIndex.target_id == patient_id)
+        ).all()
+        allowed = set(pairs)
+        member_pks = {pk for pk, t, p in linked if (t, p) in allowed}
+        members = self._rows(member_pks)
+        referenced = self._referenced_rows(member_pks, exclude=member_pks)
+        ordered = [patient] + [r.content for r in members if r.res_type != "Patient"]
+        included = [r.content for r in referenced if not r.deleted]
+        if count is not None:
+            ordered = ordered[:count]
+        entries = [self._entry(r, "match") for r in ordered]
+        entries += [self._entry(r, "include") for r in included]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(ordered),
+            "link": [
+                {"relation": "self", "url": f"{self.base_url}/Patient/{patient_id}/$everything"}
+            ],
+            "entry": entries,
+        }
+        self._audit_bundle("everything", bundle, query=f"Patient/{patient_id}/$everything")
+        return bundle
+
+    def _rows(self, pks: set[int]) -> list[ResourceRow]:
+        if not pks:
+            return []
+        rows = self.session.execute(
+            select(ResourceRow)
+            .where(ResourceRow.pk.in_(pks), ResourceRow.deleted.is_(False))
+            .order_by(ResourceRow.res_type, ResourceRow.last_updated)
+        ).scalars()
+        return list(rows)
+
+    def _referenced_rows(self, pks: set[int], *, exclude: set[int]) -> list[ResourceRow]:
+        if not pks:
+            return []
+        targets = self.session.execute(
+            select(ReferenceIndex.target_type, ReferenceIndex.target_id)
+            .where(ReferenceIndex.resource_pk.in_(pks))
+            .where(ReferenceIndex.target_id.is_not(None))
+            .distinct()
+        ).all()
+        found: list[ResourceRow] = []
+        by_type: dict[str, set[str]] = {}
+        for target_type, target_id in targets:
+            if target_type and target_id and target_type != "Patient":
+                by_type.setdefault(target_type, set()).add(target_id)
+        for target_type, ids in by_type.items():
+            rows = self.session.execute(
+                select(ResourceRow).where(
+                    ResourceRow.res_type == target_type, ResourceRow.res_id.in_(ids)
+                )
+            ).scalars()
+            found.extend(r for r in rows if r.pk not in exclude)
+        return found
+
+    def _entry(self, resource: dict[str, Any], mode: str) -> dict[str, Any]:
+        return {
+            "fullUrl": f"{self.base_url}/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": mode},
+        }
+
+    def _audit_bundle(self, event: str, bundle: dict[str, Any], *, query: str) -> None:
+        returned = [
+            e["resource"]
+            for e in bundle.get("entry", [])
+            if isinstance(e.get("resource"), dict) and "id" in e["resource"]
+        ]
+        touched = tuple(f"{r['resourceType']}/{r['id']}" for r in returned)
+        patients = tuple(sorted({p for r in returned for p in patients_of(r)}))
+        self.store.audit(Access(event, touched, patients, query=query))
+
+
+def _query_text(res_type: str | None, params: list[tuple[str, str]]) -> str:
+    return f"{res_type or ''}?{urlencode(params)}"

@@ -1,0 +1,383 @@
+"""The FHIR resource store: the only code that writes resource, history and index tables.
+
+Every write validates the resource, bumps its version, appends the version to history, rewrites its
+search-index rows and hands an audit record to the audit hook — all in the caller's transaction
+(the store flushes, the request edge commits), so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yilian.fhir.compartment import patients_of
+from yilian.fhir.errors import (
+    conflict,
+    gone,
+    invalid,
+    not_found,
+    precondition_failed,
+)
+from yilian.fhir.models import INDEX_TABLES, ResourceRow, ResourceVersionRow
+from yilian.fhir.searchparams.extract import extract_index_rows
+from yilian.fhir.validation import validate_resource
+
+ID_MAX_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Access:
+    """One access to the store, as the audit chain records it."""
+
+    event: str  # create | update | delete | read | vread | history | search | everything | …
+    resources: tuple[str, ...]
+    patients: tuple[str, ...] = ()
+    outcome: int = 0
+    query: str | None = None
+
+
+AuditHook = Callable[[Session, Access], None]
+
+
+@dataclass
+class WriteResult:
+    """The outcome of a write: the stored resource and whether it was newly created."""
+
+    resource: dict[str, Any]
+    created: bool
+    version_id: int
+    last_updated: datetime
+    unchanged: bool = False  # conditional create that matched an existing resource
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource['resourceType']}/{self.resource['id']}"
+
+
+@dataclass
+class HistoryEntry:
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: datetime
+    method: str
+    content: dict[str, Any] | None
+
+
+@dataclass
+class StoreOptions:
+    validate: bool = True
+    audit: AuditHook | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
+
+
+def format_instant(moment: datetime) -> str:
+    """A FHIR instant in UTC with microseconds, so ``_lastUpdated`` orders writes faithfully."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ResourceStore:
+    """CRUD, versioning and history over one SQLAlchemy session (one unit of work)."""
+
+    def __init__(self, session: Session, options: StoreOptions | None = None) -> None:
+        self.session = session
+        self.options = options or StoreOptions()
+
+    # ----------------------------------------------------------------- reads
+
+    def read(self, res_type: str, res_id: str, *, audit: bool = True) -> dict[str, Any]:
+        row = self._current(res_type, res_id)
+        if row is None:
+            raise not_found(f"{res_type}/{res_id} is not known")
+        if row.deleted:
+            raise gone(f"{res_type}/{res_id} was deleted (version {row.version_id})")
+        if audit:
+            self.audit(Access("read", (f"{res_type}/{res_id}",), _patients(row.content)))
+        return row.content
+
+    def current_row(self, res_type: str, res_id: str) -> ResourceRow | None:
+        return self._current(res_type, res_id)
+
+    def vread(self, res_type: str, res_id: str, version_id: int) -> dict[str, Any]:
+        row = self.session.execute(
+            select(ResourceVersionRow).where(
+                ResourceVersionRow.res_type == res_type,
+                ResourceVersionRow.res_id == res_id,
+                ResourceVersionRow.version_id == version_id,
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise not_found(f"{res_type}/{res_id} has no version {version_id}")
+        if row.deleted or row.content is None:
+            raise gone(f"{res_type}/{res_id} version {version_id} is a deletion")
+        ref = f"{res_type}/{res_id}/_history/{version_id}"
+        self.audit(Access("vread", (ref,), _patients(row.content)))
+        return row.content
+
+    def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        at: datetime | None = None,
+        count: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[HistoryEntry], int]:
+        """Versions newest first, with the total number of versions that match."""
+        query = select(ResourceVersionRow)
+        if res_type:
+            query = query.where(ResourceVersionRow.res_type == res_type)
+        if res_id:
+            query = query.where(ResourceVersionRow.res_id == res_id)
+        if since:
+            query = query.where(ResourceVersionRow.last_updated >= since)
+        if at:
+            query = query.where(ResourceVersionRow.last_updated <= at)
+        total = self.session.execute(
+            select(func.count()).select_from(query.subquery())
+        ).scalar_one()
+        if res_type and res_id and total == 0:
+            raise not_found(f"{res_type}/{res_id} is not known")
+        rows = self.session.execute(
+            query.order_by(ResourceVersionRow.last_updated.desc(), ResourceVersionRow.pk.desc())
+            .limit(count)
+            .offset(offset)
+        ).scalars()
+        entries = [
+            HistoryEntry(r.res_type, r.res_id, r.version_id, r.last_updated, r.method, r.content)
+            for r in rows
+        ]
+        scope = "/".join(p for p in (res_type, res_id) if p) or "system"
+        touched = tuple(f"{e.res_type}/{e.res_id}/_history/{e.version_id}" for e in entries)
+        patients = tuple(sorted({p for e in entries if e.content for p in patients_of(e.content)}))
+        self.audit(Access("history", touched, patients, query=scope))
+        return entries, total
+
+    # ---------------------------------------------------------------- writes
+
+    def create(self, resource: dict[str, Any], *, res_id: str | None = None) -> WriteResult:
+        """Create with a server-assigned id (or ``res_id`` when a transaction pre-assigned it)."""
+        self._check(resource, None)
+        res_type = resource["resourceType"]
+        assigned = res_id or new_id()
+        if self._current(res_type, assigned) is not None:
+            raise conflict(f"{res_type}/{assigned} already exists", rule="unique-id")
+        return self._write_new(resource, res_type, assigned, method="POST")
+
+    def update(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: int | None = None,
+    ) -> WriteResult:
+        """Update, or create with the client's id when the resource does not exist yet."""
+        self._check(resource, res_type)
+        if resource.get("id") != res_id:
+            raise invalid(
+                f"resource id {resource.get('id')!r} does not match the URL id {res_id!r}",
+                expression=f"{res_type}.id",
+                rule="update-id-matches-url",
+            )
+        row = self._current(res_type, res_id, for_update=True)
+        if row is None:
+            if if_match is not None:
+                raise precondition_failed(
+                    f"{res_type}/{res_id} does not exist, so If-Match {if_match} cannot match",
+                    rule="if-match-version",
+                )
+            return self._write_new(resource, res_type, res_id, method="PUT")
+        if if_match is not None and if_match != row.version_id:
+            raise precondition_failed(
+                f"{res_type}/{res_id} is at version {row.version_id}, not {if_match}",
+                rule="if-match-version",
+            )
+        return self._write_version(row, resource, method="PUT")
+
+    def delete(self, res_type: str, res_id: str, *, if_match: int | None = None) -> int | None:
+        """Soft delete: a new, empty version in history. Returns the deletion's version id."""
+        row = self._current(res_type, res_id, for_update=True)
+        if row is None or row.deleted:
+            self.audit(Access("delete", (f"{res_type}/{res_id}",)))
+            return None
+        if if_match is not None and if_match != row.version_id:
+            raise precondition_failed(
+                f"{res_type}/{res_id} is at version {row.version_id}, not {if_match}",
+                rule="if-match-version",
+            )
+        now = self.options.clock()
+        version = row.version_id + 1
+        self._delete_index_rows([row.pk])
+        self.session.execute(
+            update(ResourceRow)
+            .where(ResourceRow.pk == row.pk)
+            .values(version_id=version, last_updated=now, deleted=True)
+        )
+        self.session.execute(
+            insert(ResourceVersionRow).values(
+                resource_pk=row.pk,
+                res_type=res_type,
+                res_id=res_id,
+                version_id=version,
+                last_updated=now,
+                method="DELETE",
+                deleted=True,
+                content=None,
+            )
+        )
+        patients = _patients(row.content)
+        self.session.expire(row)
+        self.audit(Access("delete", (f"{res_type}/{res_id}/_history/{version}",), patients))
+        return version
+
+    # -------------------------------------------------------------- internals
+
+    def audit(self, access: Access) -> None:
+        if self.options.audit is not None:
+            self.options.audit(self.session, access)
+
+    def _check(self, resource: Any, url_type: str | None) -> None:
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise invalid(
+                "the body must be a FHIR resource: a JSON object with a resourceType",
+                expression="resourceType",
+                rule="resource-json",
+            )
+        if url_type is not None and resource["resourceType"] != url_type:
+            raise invalid(
+                f"resourceType {resource['resourceType']!r} does not match the URL type "
+                f"{url_type!r}",
+                expression="resourceType",
+                rule="resource-type-mismatch",
+            )
+        if self.options.validate:
+            validate_resource(resource, expected_type=url_type)
+
+    def _current(
+        self, res_type: str, res_id: str, *, for_update: bool = False
+    ) -> ResourceRow | None:
+        query = select(ResourceRow).where(
+            ResourceRow.res_type == res_type, ResourceRow.res_id == res_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def _stamp(
+        self, resource: dict[str, Any], res_id: str, version: int, now: datetime
+    ) -> dict[str, Any]:
+        stored = dict(resource)
+        stored["id"] = res_id
+        meta = dict(stored.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = format_instant(now)
+        stored["meta"] = meta
+        return stored
+
+    def _write_new(
+        self, resource: dict[str, Any], res_type: str, res_id: str, *, method: str
+    ) -> WriteResult:
+        if len(res_id) > ID_MAX_LENGTH:
+            raise invalid(
+                "id is longer than 64 characters", expression=f"{res_type}.id", rule="id-format"
+            )
+        now = self.options.clock()
+        stored = self._stamp(resource, res_id, 1, now)
+        try:
+            with self.session.begin_nested():
+                pk = self.session.execute(
+                    insert(ResourceRow)
+                    .values(
+                        res_type=res_type,
+                        res_id=res_id,
+                        version_id=1,
+                        last_updated=now,
+                        deleted=False,
+                        content=stored,
+                    )
+                    .returning(ResourceRow.pk)
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise conflict(
+                f"{res_type}/{res_id} was created concurrently by another request",
+                rule="unique-id",
+            ) from exc
+        self._append_version(pk, res_type, res_id, 1, now, method, stored)
+        self._insert_index_rows([(pk, stored)])
+        self.audit(Access("create", (f"{res_type}/{res_id}/_history/1",), _patients(stored)))
+        return WriteResult(stored, created=True, version_id=1, last_updated=now)
+
+    def _write_version(
+        self, row: ResourceRow, resource: dict[str, Any], *, method: str
+    ) -> WriteResult:
+        now = self.options.clock()
+        version = row.version_id + 1
+        stored = self._stamp(resource, row.res_id, version, now)
+        self.session.execute(
+            update(ResourceRow)
+            .where(ResourceRow.pk == row.pk)
+            .values(version_id=version, last_updated=now, deleted=False, content=stored)
+        )
+        self._append_version(row.pk, row.res_type, row.res_id, version, now, method, stored)
+        self._delete_index_rows([row.pk])
+        self._insert_index_rows([(row.pk, stored)])
+        self.session.expire(row)
+        ref = f"{row.res_type}/{row.res_id}/_history/{version}"
+        self.audit(Access("update", (ref,), _patients(stored)))
+        return WriteResult(stored, created=False, version_id=version, last_updated=now)
+
+    def _append_version(
+        self,
+        pk: int,
+        res_type: str,
+        res_id: str,
+        version: int,
+        now: datetime,
+        method: str,
+        stored: dict[str, Any],
+    ) -> None:
+        self.session.execute(
+            insert(ResourceVersionRow).values(
+                resource_pk=pk,
+                res_type=res_type,
+                res_id=res_id,
+                version_id=version,
+                last_updated=now,
+                method=method,
+                deleted=False,
+                content=stored,
+            )
+        )
+
+    def _insert_index_rows(self, resources: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        batches: dict[str, list[dict[str, Any]]] = {}
+        for pk, stored in resources:
+            for kind, rows in extract_index_rows(stored).items():
+                target = batches.setdefault(kind, [])
+                for index_row in rows:
+                    index_row["resource_pk"] = pk
+                    target.append(index_row)
+        for kind, rows in batches.items():
+            if rows:
+                self.session.execute(insert(INDEX_TABLES[kind]), rows)
+
+    def _delete_index_rows(self, pks: Sequence[int]) -> None:
+        for table in INDEX_TABLES.values():
+            self.session.execute(delete(table).where(table.resource_pk.in_(pks)))
+
+
+def _patients(content: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(patients_of(content)) if content else ()
