@@ -136,7 +136,8 @@ class _Compiler:
                 json_name, _PRIMITIVES[typ], is_list, type_name=typ.__name__, binding=binding
             )
         if issubclass(typ, fhirdate.FHIRDate):
-            return Field(json_name, Kind.DATE, is_list, date_type=typ, type_name=typ.__name__[4:])
+            fhir_name = typ.__name__[4].lower() + typ.__name__[5:]  # FHIRDateTime -> dateTime
+            return Field(json_name, Kind.DATE, is_list, date_type=typ, type_name=fhir_name)
         if issubclass(typ, resource.Resource):
             return Field(json_name, Kind.RESOURCE, is_list, type_name="Resource")
         type_name = str(getattr(typ, "resource_type", typ.__name__))

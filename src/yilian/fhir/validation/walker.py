@@ -129,6 +129,10 @@ def _check_object(obj: dict[str, Any], node: Node, path: str, issues: list[Issue
                 _check_value(item, spec, f"{path}.{key}[{index}]", issues)
         elif type(value) is list:
             issues.append(_shape_issue(value, f"{path}.{key}", "a single value, not an array"))
+        elif spec.kind is Kind.STRING and type(value) is str:
+            # The most common case, inlined: no path string is built for a valid value.
+            if spec.binding is not None and value not in spec.binding.codes:
+                issues.append(_binding_issue(value, spec.binding, f"{path}.{key}"))
         else:
             _check_value(value, spec, f"{path}.{key}", issues)
     for element, keys in node.required.items():
@@ -168,10 +172,7 @@ def _check_value(value: Any, spec: Field, path: str, issues: list[Issue]) -> Non
         if type(value) is not str:
             issues.append(_type_issue(value, spec, path))
             return
-        assert spec.date_type is not None
-        try:
-            spec.date_type(value)
-        except ValueError:
+        if not _is_date(value, spec):
             issues.append(
                 Issue(
                     f"{value!r} is not a valid FHIR {spec.type_name} "
@@ -184,6 +185,19 @@ def _check_value(value: Any, spec: Field, path: str, issues: list[Issue]) -> Non
         issues.append(_type_issue(value, spec, path))
     elif spec.binding is not None and value not in spec.binding.codes:
         issues.append(_binding_issue(value, spec.binding, path))
+
+
+def _is_date(value: str, spec: Field) -> bool:
+    """fhirclient's own check (pinned 4.4.0): the R4 regex, then a real calendar date/time."""
+    date_type = spec.date_type
+    assert date_type is not None
+    if not date_type._REGEX.fullmatch(value):
+        return False
+    try:
+        date_type._from_string(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _type_issue(value: Any, spec: Field, path: str) -> Issue:
