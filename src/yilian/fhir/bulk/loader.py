@@ -1,0 +1,244 @@
+"""The fast half of a bulk load: write prepared resources in one batched transaction.
+
+Same tables and semantics as ``yilian.fhir.store.ResourceStore`` (a known id becomes a new
+version with history, index rows are rewritten, one audit entry records the batch), but rows go
+in as multi-row writes: ``COPY`` on PostgreSQL (https://www.postgresql.org/docs/current/sql-copy.html,
+through psycopg's ``cursor.copy``), ``executemany`` inside the transaction on SQLite. The caller
+owns the transaction: nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy.orm import Session
+
+from yilian.fhir.auditing import AuditBuffer
+from yilian.fhir.bulk.prepare import Prepared, index_columns, restamp
+from yilian.fhir.models import INDEX_TABLES, ResourceRow
+from yilian.fhir.runtime import RequestContext
+from yilian.fhir.store import Access
+
+RESOURCE_COLUMNS = ("pk", "res_type", "res_id", "version_id", "last_updated", "deleted", "content")
+VERSION_COLUMNS = (
+    "resource_pk",
+    "res_type",
+    "res_id",
+    "version_id",
+    "last_updated",
+    "method",
+    "deleted",
+    "content",
+)
+
+Key = tuple[str, str]
+
+
+@dataclass
+class BatchResult:
+    written: int = 0
+    updated: int = 0  # of which an existing id got a new version
+    by_type: Counter[str] = field(default_factory=Counter)
+
+
+class Sink(Protocol):
+    def allocate(self, count: int) -> list[int]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class PostgresSink:
+    """Rows go in through ``COPY … FROM STDIN`` on the session's own connection and transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.raw: Any = session.connection().connection.driver_connection
+
+    def allocate(self, count: int) -> list[int]:
+        query = text(
+            "SELECT nextval(pg_get_serial_sequence('fhir_resource', 'pk')) "
+            "FROM generate_series(1, :n)"
+        )
+        return [int(v) for v in self.session.execute(query, {"n": count}).scalars()]
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        names = ", ".join(f'"{c}"' for c in columns)
+        with (
+            self.raw.cursor() as cursor,
+            cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+
+class SqliteSink:
+    """``executemany`` with values in SQLAlchemy's own SQLite storage formats."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def allocate(self, count: int) -> list[int]:
+        # Safe without a sequence: yilian.db begins every SQLite transaction IMMEDIATE, so this
+        # transaction holds the database write lock from the first statement to the commit.
+        top = self.session.execute(text("SELECT coalesce(max(pk), 0) FROM fhir_resource"))
+        start = int(top.scalar_one()) + 1
+        return list(range(start, start + count))
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+        self.session.connection().exec_driver_sql(sql, [_sqlite_row(r) for r in rows])
+
+
+def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_sqlite_value(v) for v in row)
+
+
+def _sqlite_value(value: Any) -> Any:
+    # SQLAlchemy stores SQLite DATETIME as "YYYY-MM-DD HH:MM:SS.ffffff" and booleans as 0/1.
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def sink_for(session: Session) -> Sink:
+    if session.get_bind().dialect.name == "postgresql":
+        return PostgresSink(session)
+    return SqliteSink(session)
+
+
+class BatchWriter:
+    """Writes batches of prepared resources into the caller's transaction."""
+
+    def __init__(self, session: Session, ctx: RequestContext, *, source: str) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.source = source  # what the audit entry names as the query, e.g. the file
+        self.sink = sink_for(session)
+
+    def write(self, items: Sequence[Prepared]) -> BatchResult:
+        result = BatchResult()
+        if not items:
+            return result
+        keys = list(dict.fromkeys((p.res_type, p.res_id) for p in items))
+        existing = self._existing(keys)
+        fresh = [k for k in keys if k not in existing]
+        pks = dict(zip(fresh, self.sink.allocate(len(fresh)), strict=True))
+        pks.update({k: pk for k, (pk, _v) in existing.items()})
+        versions = {k: existing[k][1] if k in existing else 0 for k in keys}
+        final: dict[Key, tuple[Prepared, int, str]] = {}
+        version_rows: list[tuple[Any, ...]] = []
+        refs: list[str] = []
+        for item in items:
+            key = (item.res_type, item.res_id)
+            versions[key] += 1
+            version = versions[key]
+            content = item.content if version == 1 else restamp(item.content, version)
+            method = "PUT" if item.client_id else "POST"
+            version_rows.append(
+                (
+                    pks[key],
+                    item.res_type,
+                    item.res_id,
+                    version,
+                    item.last_updated,
+                    method,
+                    False,
+                    content,
+                )
+            )
+            final[key] = (item, version, content)
+            refs.append(f"{item.res_type}/{item.res_id}/_history/{version}")
+            result.by_type[item.res_type] += 1
+        self._write_current(final, pks, existing)
+        self.sink.insert("fhir_resource_version", VERSION_COLUMNS, version_rows)
+        self._write_index(final, pks)
+        self._audit(refs, items)
+        result.written = len(items)
+        result.updated = sum(1 for p in items if (p.res_type, p.res_id) in existing)
+        return result
+
+    def _existing(self, keys: Iterable[Key]) -> dict[Key, tuple[int, int]]:
+        """(pk, version) of the ids that are already stored, locked against concurrent writers."""
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in keys:
+            by_type.setdefault(res_type, []).append(res_id)
+        found: dict[Key, tuple[int, int]] = {}
+        for res_type, ids in by_type.items():
+            query = select(ResourceRow.pk, ResourceRow.res_id, ResourceRow.version_id).where(
+                ResourceRow.res_type == res_type, ResourceRow.res_id.in_(ids)
+            )
+            if self.session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update()
+            for pk, res_id, version in self.session.execute(query):
+                found[(res_type, res_id)] = (int(pk), int(version))
+        return found
+
+    def _write_current(
+        self,
+        final: dict[Key, tuple[Prepared, int, str]],
+        pks: dict[Key, int],
+        existing: dict[Key, tuple[int, int]],
+    ) -> None:
+        new_rows = [
+            (pks[k], k[0], k[1], version, item.last_updated, False, content)
+            for k, (item, version, content) in final.items()
+            if k not in existing
+        ]
+        if new_rows:
+            self.sink.insert("fhir_resource", RESOURCE_COLUMNS, new_rows)
+        changed = [
+            {
+                "b_pk": pks[k],
+                "b_version": version,
+                "b_updated": item.last_updated,
+                "b_content": orjson.loads(content),
+            }
+            for k, (item, version, content) in final.items()
+            if k in existing
+        ]
+        if changed:
+            table = ResourceRow.__table__
+            assert isinstance(table, Table)
+            statement = (
+                update(table)
+                .where(table.c.pk == bindparam("b_pk"))
+                .values(
+                    version_id=bindparam("b_version"),
+                    last_updated=bindparam("b_updated"),
+                    deleted=False,
+                    content=bindparam("b_content"),
+                )
+            )
+            self.session.execute(statement, changed)
+            old = [row["b_pk"] for row in changed]
+            for index_table in INDEX_TABLES.values():
+                self.session.execute(delete(index_table).where(index_table.resource_pk.in_(old)))
+
+    def _write_index(
+        self, final: dict[Key, tuple[Prepared, int, str]], pks: dict[Key, int]
+    ) -> None:
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for key, (item, _version, _content) in final.items():
+            pk = pks[key]
+            for kind, found in item.index.items():
+                rows.setdefault(kind, []).extend((pk, *row) for row in found)
+        for kind, found in rows.items():
+            table = INDEX_TABLES[kind].__tablename__
+            self.sink.insert(table, ("resource_pk", *index_columns(kind)), found)
+
+    def _audit(self, refs: list[str], items: Sequence[Prepared]) -> None:
+        """One entry for the whole batch, through the same buffer as every store write."""
+        patients = tuple(dict.fromkeys(p for item in items for p in item.patients))
+        buffer = AuditBuffer(self.ctx.as_actor())
+        buffer.record(self.session, Access("import", tuple(refs), patients, query=self.source))
+        buffer.flush(self.session)

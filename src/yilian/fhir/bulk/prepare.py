@@ -1,0 +1,157 @@
+"""The CPU-heavy half of a bulk load, run in worker processes: parse, validate, stamp, index.
+
+Everything here is a pure function of the input lines, so chunks can be prepared in any process
+while the main process writes earlier chunks. Results are plain tuples (cheap to pickle) in the
+column order of the tables they are written to (``index_columns``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+from yilian.fhir.compartment import patients_of
+from yilian.fhir.errors import FhirError
+from yilian.fhir.models import INDEX_TABLES
+from yilian.fhir.searchparams.extract import extract_index_rows
+from yilian.fhir.store import format_instant
+from yilian.fhir.validation import validate_resource
+
+# FHIR R4 id datatype: [A-Za-z0-9\-\.]{1,64} (http://hl7.org/fhir/R4/datatypes.html#id).
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One resource ready to write. ``content`` is its JSON with meta stamped as version 1."""
+
+    line: int
+    res_type: str
+    res_id: str
+    client_id: bool  # the input carried the id (written like an update-as-create, PUT)
+    last_updated: datetime
+    content: str
+    index: dict[str, list[tuple[Any, ...]]]
+    patients: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Rejected:
+    line: int
+    message: str
+
+
+@dataclass(slots=True)
+class PreparedChunk:
+    prepared: list[Prepared] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@cache
+def index_columns(kind: str) -> tuple[str, ...]:
+    """Columns of an index table that extraction fills (all but ``pk`` and ``resource_pk``)."""
+    table = INDEX_TABLES[kind].__table__
+    return tuple(c.name for c in table.columns if c.name not in ("pk", "resource_pk"))
+
+
+def describe(error: FhirError) -> str:
+    """One line naming each issue's element path and rule, as an OperationOutcome would."""
+    parts = []
+    for issue in error.issues:
+        where = f"{issue.expression}: " if issue.expression else ""
+        rule = f" [rule: {issue.rule}]" if issue.rule else ""
+        parts.append(f"{where}{issue.message}{rule}")
+    return "; ".join(parts) or str(error)
+
+
+def prepare_chunk(
+    lines: list[tuple[int, bytes]], validate: bool, expected_type: str | None = None
+) -> PreparedChunk:
+    """Prepare every line of a chunk; a bad line becomes a ``Rejected`` naming the problem."""
+    chunk = PreparedChunk()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for number, raw in lines:
+        try:
+            chunk.prepared.append(_prepare_line(number, raw, validate, expected_type, now))
+        except _Reject as exc:
+            chunk.rejected.append(Rejected(number, str(exc)))
+        except FhirError as exc:
+            chunk.rejected.append(Rejected(number, describe(exc)))
+    return chunk
+
+
+class _Reject(Exception):
+    pass
+
+
+def _prepare_line(
+    number: int, raw: bytes, validate: bool, expected_type: str | None, now: datetime
+) -> Prepared:
+    try:
+        resource = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Reject(f"not valid JSON: {exc} [rule: json-syntax]") from exc
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise _Reject(
+            "a line must be one FHIR resource: a JSON object with a resourceType "
+            "[rule: resource-json]"
+        )
+    res_type = resource["resourceType"]
+    if expected_type is not None and res_type != expected_type:
+        raise _Reject(
+            f"resourceType: the input declares type {expected_type} but the line is a "
+            f"{res_type} [rule: import-input-type]"
+        )
+    if validate:
+        validate_resource(resource)
+    given = resource.get("id")
+    if given is not None and not (isinstance(given, str) and ID_PATTERN.fullmatch(given)):
+        raise _Reject(
+            f"{res_type}.id: {given!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}}) [rule: id-format]"
+        )
+    res_id = given or str(uuid.uuid4())
+    stored = stamp(resource, res_id, 1, now)
+    index, patients = _index(stored)
+    return Prepared(
+        number,
+        res_type,
+        res_id,
+        given is not None,
+        now,
+        orjson.dumps(stored).decode(),
+        index,
+        patients,
+    )
+
+
+def stamp(resource: dict[str, Any], res_id: str, version: int, now: datetime) -> dict[str, Any]:
+    """The stored form: id set, meta.versionId and meta.lastUpdated as the store writes them."""
+    stored = dict(resource)
+    stored["id"] = res_id
+    meta = dict(stored.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(now)
+    stored["meta"] = meta
+    return stored
+
+
+def _index(stored: dict[str, Any]) -> tuple[dict[str, list[tuple[Any, ...]]], tuple[str, ...]]:
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for kind, found in extract_index_rows(stored).items():
+        if found:
+            columns = index_columns(kind)
+            rows[kind] = [tuple(r.get(c) for c in columns) for r in found]
+    return rows, tuple(patients_of(stored))
+
+
+def restamp(content: str, version: int) -> str:
+    """The stored JSON with a later version number (the id already existed)."""
+    stored = orjson.loads(content)
+    stored["meta"]["versionId"] = str(version)
+    return orjson.dumps(stored).decode()
