@@ -1,0 +1,237 @@
+"""The only place where DuckDB and Spark SQL differ for compiled views.
+
+The compiler builds one SQLGlot syntax tree. Everything dialect-neutral (CASE, lambdas,
+``transform``/``filter``/``flatten``, structs, casts, ``explode``) is written once in Spark syntax
+and SQLGlot generates each engine's spelling (e.g. ``transform(l, x -> ...)`` becomes DuckDB's
+``LIST_TRANSFORM(l, LAMBDA x : ...)``). What SQLGlot cannot translate faithfully is how a JSON
+value is stored and navigated: DuckDB keeps resources as ``JSON`` and collections as ``JSON[]``;
+Spark keeps them as ``VARIANT`` and ``ARRAY<VARIANT>``. Those primitives live in the two
+classes below, behind one protocol (see docs/decisions/0003-sql-on-fhir-compiler.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Protocol
+
+import sqlglot
+from sqlglot import exp
+
+
+@lru_cache(maxsize=512)
+def _parse(sql: str, read: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read=read)
+
+
+def template(sql: str, read: str = "spark", **parts: exp.Expression) -> exp.Expression:
+    """Parse ``sql`` (in dialect ``read``) and substitute the columns named in ``parts``.
+
+    Placeholders are bare column names starting with ``_`` so that they cannot clash with
+    generated lambda variables (``v1``, ``i1``...).
+    """
+    tree = _parse(sql, read).copy()
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name in parts:
+            return parts[node.name].copy()
+        return node
+
+    return tree.transform(substitute)
+
+
+class SqlDialect(Protocol):
+    """JSON and collection primitives for one engine.
+
+    ``e`` arguments are single JSON elements (a lambda variable or the resource column);
+    ``c`` arguments are collections of elements. Indexes given to the compiler are 0-based.
+    """
+
+    name: str
+
+    def empty(self) -> exp.Expression: ...
+
+    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+        """The children of element ``e`` named ``key``, as a collection (arrays flattened)."""
+        ...
+
+    def as_string(self, e: exp.Expression) -> exp.Expression: ...
+
+    def as_double(self, e: exp.Expression) -> exp.Expression: ...
+
+    def as_bigint(self, e: exp.Expression) -> exp.Expression: ...
+
+    def as_boolean(self, e: exp.Expression) -> exp.Expression: ...
+
+    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+        """True when the JSON element is a string/integer/decimal/boolean/object."""
+        ...
+
+    def to_element(self, scalar: exp.Expression) -> exp.Expression: ...
+
+    def first(self, c: exp.Expression) -> exp.Expression:
+        """The first element, NULL when the collection is empty."""
+        ...
+
+    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
+        """The collection holding only element ``start0`` (0-based), empty if out of range."""
+        ...
+
+    def last(self, c: exp.Expression) -> exp.Expression: ...
+
+    def transform_indexed(
+        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
+    ) -> exp.Expression:
+        """``transform`` whose lambda also binds ``index_var`` (the compiler uses it 0-based)."""
+        ...
+
+    def index_value(self, index_var: str) -> exp.Expression:
+        """The 0-based index bound by ``transform_indexed``."""
+        ...
+
+    def raise_error(self, message: str) -> exp.Expression: ...
+
+
+class DuckDBDialect:
+    """Resources as DuckDB ``JSON``; collections as ``JSON[]``; lambdas are 1-based."""
+
+    name = "duckdb"
+
+    def empty(self) -> exp.Expression:
+        return template("CAST([] AS JSON[])", "duckdb")
+
+    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+        sql = (
+            f"CASE WHEN json_type(json_extract(_e, '$.{key}')) = 'ARRAY' "
+            f"THEN CAST(json_extract(_e, '$.{key}') AS JSON[]) "
+            f"WHEN coalesce(json_type(json_extract(_e, '$.{key}')), 'NULL') = 'NULL' "
+            f"THEN CAST([] AS JSON[]) ELSE [json_extract(_e, '$.{key}')] END"
+        )
+        return template(sql, "duckdb", _e=e)
+
+    def as_string(self, e: exp.Expression) -> exp.Expression:
+        return template("json_extract_string(_e, '$')", "duckdb", _e=e)
+
+    def as_double(self, e: exp.Expression) -> exp.Expression:
+        return template("TRY_CAST(_e AS DOUBLE)", "duckdb", _e=e)
+
+    def as_bigint(self, e: exp.Expression) -> exp.Expression:
+        return template("TRY_CAST(_e AS BIGINT)", "duckdb", _e=e)
+
+    def as_boolean(self, e: exp.Expression) -> exp.Expression:
+        return template(
+            "CASE WHEN json_type(_e) = 'BOOLEAN' THEN TRY_CAST(_e AS BOOLEAN) END", "duckdb", _e=e
+        )
+
+    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+        types = {
+            "string": "('VARCHAR')",
+            "integer": "('BIGINT', 'UBIGINT')",
+            "decimal": "('BIGINT', 'UBIGINT', 'DOUBLE')",
+            "boolean": "('BOOLEAN')",
+            "object": "('OBJECT')",
+        }[kind]
+        return template(f"coalesce(json_type(_e) IN {types}, FALSE)", "duckdb", _e=e)
+
+    def to_element(self, scalar: exp.Expression) -> exp.Expression:
+        return template("to_json(_s)", "duckdb", _s=scalar)
+
+    def first(self, c: exp.Expression) -> exp.Expression:
+        return template("_c[1]", "duckdb", _c=c)
+
+    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
+        return template("list_slice(_c, _s + 1, _s + 1)", "duckdb", _c=c, _s=start0)
+
+    def last(self, c: exp.Expression) -> exp.Expression:
+        return template("list_slice(_c, -1, -1)", "duckdb", _c=c)
+
+    def transform_indexed(
+        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
+    ) -> exp.Expression:
+        return template(f"list_transform(_c, lambda {var}, {index_var}: _b)", "duckdb", _c=c, _b=body)
+
+    def index_value(self, index_var: str) -> exp.Expression:
+        return template(f"{index_var} - 1", "duckdb")
+
+    def raise_error(self, message: str) -> exp.Expression:
+        return exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])
+
+
+class SparkDialect:
+    """Resources as Spark ``VARIANT`` (Spark ≥ 4.0); collections as ``ARRAY<VARIANT>``."""
+
+    name = "spark"
+
+    def empty(self) -> exp.Expression:
+        return template("CAST(array() AS ARRAY<VARIANT>)")
+
+    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+        path = f"'$.{key}'"
+        sql = (
+            f"CASE WHEN try_variant_get(_e, {path}, 'array<variant>') IS NOT NULL "
+            f"THEN try_variant_get(_e, {path}, 'array<variant>') "
+            f"WHEN coalesce(is_variant_null(try_variant_get(_e, {path}, 'variant')), TRUE) "
+            f"THEN CAST(array() AS ARRAY<VARIANT>) "
+            f"ELSE array(try_variant_get(_e, {path}, 'variant')) END"
+        )
+        return template(sql, _e=e)
+
+    def as_string(self, e: exp.Expression) -> exp.Expression:
+        return template("try_variant_get(_e, '$', 'string')", _e=e)
+
+    def as_double(self, e: exp.Expression) -> exp.Expression:
+        return template("try_variant_get(_e, '$', 'double')", _e=e)
+
+    def as_bigint(self, e: exp.Expression) -> exp.Expression:
+        return template("try_variant_get(_e, '$', 'bigint')", _e=e)
+
+    def as_boolean(self, e: exp.Expression) -> exp.Expression:
+        return template(
+            "CASE WHEN schema_of_variant(_e) = 'BOOLEAN' "
+            "THEN try_variant_get(_e, '$', 'boolean') END",
+            _e=e,
+        )
+
+    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+        tests = {
+            "string": "schema_of_variant(_e) = 'STRING'",
+            "integer": "schema_of_variant(_e) IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT')",
+            "decimal": "(schema_of_variant(_e) IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT', "
+            "'DOUBLE', 'FLOAT') OR startswith(schema_of_variant(_e), 'DECIMAL'))",
+            "boolean": "schema_of_variant(_e) = 'BOOLEAN'",
+            "object": "startswith(schema_of_variant(_e), 'OBJECT')",
+        }[kind]
+        return template(f"coalesce({tests}, FALSE)", _e=e)
+
+    def to_element(self, scalar: exp.Expression) -> exp.Expression:
+        return template("CAST(_s AS VARIANT)", _s=scalar)
+
+    def first(self, c: exp.Expression) -> exp.Expression:
+        return template("try_element_at(_c, 1)", _c=c)
+
+    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
+        return template(
+            "CASE WHEN _s >= 0 AND _s < size(_c) THEN slice(_c, _s + 1, 1) "
+            "ELSE CAST(array() AS ARRAY<VARIANT>) END",
+            _c=c,
+            _s=start0,
+        )
+
+    def last(self, c: exp.Expression) -> exp.Expression:
+        return template(
+            "CASE WHEN size(_c) > 0 THEN slice(_c, -1, 1) ELSE CAST(array() AS ARRAY<VARIANT>) END",
+            _c=c,
+        )
+
+    def transform_indexed(
+        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
+    ) -> exp.Expression:
+        return template(f"transform(_c, ({var}, {index_var}) -> _b)", _c=c, _b=body)
+
+    def index_value(self, index_var: str) -> exp.Expression:
+        return exp.column(index_var)
+
+    def raise_error(self, message: str) -> exp.Expression:
+        return exp.Anonymous(this="raise_error", expressions=[exp.Literal.string(message)])
+
+
+DIALECTS: dict[str, SqlDialect] = {"duckdb": DuckDBDialect(), "spark": SparkDialect()}

@@ -1,0 +1,194 @@
+"""Engines that run compiled views: DuckDB (embedded default) and Apache Spark (city scale).
+
+One ``Engine`` interface (STYLE.md item 12) so the same ViewDefinitions, the same contract tests
+and the same downstream SQL run on both. Resources live in one table,
+``fhir_resources(resource_type, id, last_updated, resource)``, where ``resource`` is the engine's
+semi-structured type (DuckDB ``JSON``; Spark ``VARIANT``) — see dialects.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from yilian.analytics.compiler import RESOURCE_TABLE, compile_view
+from yilian.analytics.errors import ViewExecutionError
+from yilian.analytics.viewdef import ViewDefinition
+
+log = logging.getLogger(__name__)
+
+_RAW_SCHEMA = pa.schema([("resource_type", pa.string()), ("id", pa.string()), ("raw", pa.string())])
+
+
+def _raw_table(resources: Iterable[Mapping[str, Any]]) -> pa.Table:
+    rows = [
+        {"resource_type": r.get("resourceType"), "id": r.get("id"), "raw": json.dumps(r)}
+        for r in resources
+    ]
+    return pa.Table.from_pylist(rows, schema=_RAW_SCHEMA)
+
+
+class Engine(ABC):
+    """Load resources, run ViewDefinitions and SQL, return Arrow tables."""
+
+    dialect: str
+
+    @abstractmethod
+    def load_resources(self, resources: Iterable[Mapping[str, Any]]) -> int:
+        """Replace the resource table with ``resources`` (FHIR JSON dicts); return the count."""
+
+    @abstractmethod
+    def load_ndjson(self, paths: Sequence[Path]) -> int:
+        """Replace the resource table with the resources in NDJSON files (Bulk Data export)."""
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """Run SQL written in this engine's dialect."""
+
+    @abstractmethod
+    def register(self, name: str, table: pa.Table) -> None:
+        """Expose an Arrow table (e.g. a materialised view) to SQL under ``name``."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def run_view(self, view: Mapping[str, object] | ViewDefinition) -> pa.Table:
+        """Validate, compile and run ``view``; columns come back in the view's order."""
+        compiled = compile_view(view, self.dialect)
+        return self.query(compiled.sql)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DuckDBEngine(Engine):
+    """DuckDB in-process; ``database`` is a file path or ``:memory:``."""
+
+    dialect = "duckdb"
+
+    def __init__(self, database: str = ":memory:", threads: int | None = None) -> None:
+        import duckdb
+
+        self.database = database
+        self._con = duckdb.connect(database)
+        if threads is not None:
+            self._con.execute(f"SET threads = {int(threads)}")
+
+    def _create_from(self, select_sql: str) -> int:
+        self._con.execute(
+            f"CREATE OR REPLACE TABLE {RESOURCE_TABLE} AS SELECT resource_type, id, "
+            "json_extract_string(resource, '$.meta.lastUpdated') AS last_updated, resource "
+            f"FROM ({select_sql})"
+        ).fetchall()
+        rows = self._con.execute(f"SELECT count(*) FROM {RESOURCE_TABLE}").fetchall()
+        return int(rows[0][0])
+
+    def load_resources(self, resources: Iterable[Mapping[str, Any]]) -> int:
+        raw = _raw_table(resources)
+        self._con.register("_yilian_raw", raw)
+        try:
+            return self._create_from(
+                "SELECT resource_type, id, CAST(raw AS JSON) AS resource FROM _yilian_raw"
+            )
+        finally:
+            self._con.unregister("_yilian_raw")
+
+    def load_ndjson(self, paths: Sequence[Path]) -> int:
+        files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        return self._create_from(
+            "SELECT json_extract_string(json, '$.resourceType') AS resource_type, "
+            "json_extract_string(json, '$.id') AS id, json AS resource "
+            f"FROM read_ndjson_objects([{files}])"
+        )
+
+    def query(self, sql: str) -> pa.Table:
+        try:
+            return self._con.sql(sql).to_arrow_table()
+        except Exception as exc:  # duckdb raises many exception classes; keep its message
+            raise ViewExecutionError(f"duckdb: {exc}") from exc
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self._con.register(name, table)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def local_spark_session(app_name: str = "yilian") -> Any:
+    """A local-mode SparkSession sized for this 2-core machine (UI off, 2 shuffle partitions)."""
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+class SparkEngine(Engine):
+    """Apache Spark through pyspark (≥ 4.0 for VARIANT); pass a session to run on a cluster."""
+
+    dialect = "spark"
+
+    def __init__(self, session: Any | None = None) -> None:
+        self._spark = session if session is not None else local_spark_session()
+
+    def _publish(self, frame: Any) -> int:
+        frame = frame.selectExpr(
+            "resource_type",
+            "id",
+            "CAST(variant_get(resource, '$.meta.lastUpdated', 'string') AS STRING) AS last_updated",
+            "resource",
+        ).cache()
+        frame.createOrReplaceTempView(RESOURCE_TABLE)
+        return int(frame.count())
+
+    def load_resources(self, resources: Iterable[Mapping[str, Any]]) -> int:
+        raw = _raw_table(resources)
+        frame = self._spark.createDataFrame(raw.to_pandas() if raw.num_rows else [], "resource_type string, id string, raw string")
+        return self._publish(frame.selectExpr("resource_type", "id", "parse_json(raw) AS resource"))
+
+    def load_ndjson(self, paths: Sequence[Path]) -> int:
+        frame = self._spark.read.text([str(p) for p in paths]).selectExpr(
+            "parse_json(value) AS resource"
+        )
+        frame = frame.selectExpr(
+            "variant_get(resource, '$.resourceType', 'string') AS resource_type",
+            "variant_get(resource, '$.id', 'string') AS id",
+            "resource",
+        )
+        return self._publish(frame)
+
+    def query(self, sql: str) -> pa.Table:
+        try:
+            return self._spark.sql(sql).toArrow()
+        except Exception as exc:  # py4j/pyspark raise many classes; keep the message
+            raise ViewExecutionError(f"spark: {str(exc).splitlines()[0]}") from exc
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self._spark.createDataFrame(table.to_pandas()).createOrReplaceTempView(name)
+
+    def close(self) -> None:
+        """Leave the session running: it is shared (start-up costs seconds)."""
+
+
+def make_engine(name: str) -> Engine:
+    if name == "duckdb":
+        return DuckDBEngine()
+    if name == "spark":
+        return SparkEngine()
+    raise ValueError(f"engine must be 'duckdb' or 'spark', got {name!r}")
