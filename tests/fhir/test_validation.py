@@ -389,3 +389,17 @@ def test_resident_id_of_wrong_type_is_reported_once() -> None:
     bad = copy.deepcopy(PATIENT)
     bad["identifier"][1]["value"] = 11010519491231002
     assert issues_of(bad) == [("Patient.identifier[1].value", "fhir-r4-structure")]
+
+
+# --- identifier and code systems -----------------------------------------------------------------
+
+
+def test_system_uris_are_distinct_and_per_facility_systems_are_keyed_by_uscc() -> None:
+    from yilian.fhir import systems
+
+    uris = {name: value for name, value in vars(systems).items() if name.isupper()}
+    assert len(set(uris.values())) == len(uris)
+    assert systems.mrn_system("91310000MA1FL4XX1X") == (
+        "http://yilian.health/fhir/sid/mrn/91310000MA1FL4XX1X"
+    )
+    assert systems.local_lab_system("X").startswith(systems.LOCAL_LAB_PREFIX)
