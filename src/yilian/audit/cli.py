@@ -7,7 +7,8 @@ every yilian transaction takes the write lock) the service keeps writing while i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import typer
@@ -31,8 +32,13 @@ T = TypeVar("T")
 WINDOW = 100_000
 
 
-def _sessions() -> sessionmaker[Session]:
-    return session_factory(make_engine(load_settings().database_url))
+@contextmanager
+def _database() -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(load_settings().database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def _read(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
@@ -62,12 +68,12 @@ def verify_command(
 ) -> None:
     """Walk the chain; exit 1 naming the first entry that was modified, deleted, moved or forged."""
     pinned = parse_anchor(anchor)
-    factory = _sessions()
-    total = _read(factory, lambda s: s.scalar(select(func.count(AuditEntryRow.seq))) or 0)
-    report = _verify_in_windows(factory, start, batch, total)
-    if report.ok and pinned is not None:
-        tail = _read(factory, lambda s: verify(s, start=report.head_seq + 1, anchor=pinned))
-        report = _merge(report, tail)
+    with _database() as factory:
+        total = _read(factory, lambda s: s.scalar(select(func.count(AuditEntryRow.seq))) or 0)
+        report = _verify_in_windows(factory, start, batch, total)
+        if report.ok and pinned is not None:
+            tail = _read(factory, lambda s: verify(s, start=report.head_seq + 1, anchor=pinned))
+            report = _merge(report, tail)
     _print_report(report)
     if not report.ok:
         raise typer.Exit(code=1)
@@ -129,7 +135,8 @@ def _print_report(report: VerifyReport) -> None:
 @app.command("head")
 def head_command() -> None:
     """Print SEQ:HASH of the newest entry — keep it outside the database as an anchor."""
-    seq, digest = _read(_sessions(), chain_head)
+    with _database() as factory:
+        seq, digest = _read(factory, chain_head)
     console.print(f"{seq}:{digest}", highlight=False)
 
 
@@ -139,7 +146,8 @@ def tail_command(
     as_fhir: bool = typer.Option(False, "--fhir", help="Print FHIR AuditEvent JSON lines."),
 ) -> None:
     """Show the newest entries, oldest first."""
-    records = _read(_sessions(), lambda s: latest(s, count))
+    with _database() as factory:
+        records = _read(factory, lambda s: latest(s, count))
     if as_fhir:
         for record in records:
             console.print_json(json.dumps(to_audit_event(record), ensure_ascii=False))

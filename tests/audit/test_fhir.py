@@ -1,0 +1,108 @@
+"""Entries as FHIR R4 AuditEvents, checked with fhirclient's R4 model in strict mode."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fhirclient.models.auditevent import AuditEvent
+
+from yilian.audit import AuditRecord
+from yilian.audit.canonical import GENESIS_HASH
+from yilian.audit.fhir import CHAIN_EXTENSION_URL, EVENT_CODE_SYSTEM, to_audit_event
+
+
+def _record(**changes: Any) -> AuditRecord:
+    fields: dict[str, Any] = {
+        "seq": 42,
+        "recorded": datetime(2025, 6, 1, 2, 3, 4, 567890),
+        "actor": "Practitioner/doc-1",
+        "actor_kind": "user",
+        "actor_role": "family doctor",
+        "action": "R",
+        "event": "read",
+        "resources": ["Observation/o1/_history/3", "Patient/p1"],
+        "patients": ["Patient/p1", "Patient/p2"],
+        "purpose": "TREAT",
+        "outcome": 0,
+        "outcome_desc": None,
+        "source_address": "10.1.2.3",
+        "request_id": "req-9",
+        "query": None,
+        "prev_hash": GENESIS_HASH,
+        "hash": "ab" * 32,
+    }
+    fields.update(changes)
+    return AuditRecord(**fields)
+
+
+def _valid(event: dict[str, Any]) -> dict[str, Any]:
+    parsed = AuditEvent(event, strict=True)
+    assert parsed.as_json()["id"] == event["id"]
+    return event
+
+
+def test_read_event_maps_every_field() -> None:
+    event = _valid(to_audit_event(_record()))
+    assert event["id"] == "audit-42"
+    assert event["type"]["code"] == "rest"
+    assert event["subtype"] == [
+        {"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}
+    ]
+    assert (event["action"], event["outcome"]) == ("R", "0")
+    assert event["recorded"] == "2025-06-01T02:03:04.567890Z"
+    assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+    agent = event["agent"][0]
+    assert agent["who"] == {"reference": "Practitioner/doc-1"}
+    assert agent["requestor"] is True
+    assert agent["role"] == [{"text": "family doctor"}]
+    assert agent["network"] == {"address": "10.1.2.3", "type": "2"}
+    whats = [e["what"]["reference"] for e in event["entity"]]
+    assert whats == ["Observation/o1/_history/3", "Patient/p1", "Patient/p2"]
+    assert [e["role"]["code"] for e in event["entity"]] == ["4", "1", "1"]
+    chain = {x["url"]: x for x in event["extension"]}[CHAIN_EXTENSION_URL]["extension"]
+    assert chain == [
+        {"url": "seq", "valueInteger": 42},
+        {"url": "prevHash", "valueString": GENESIS_HASH},
+        {"url": "hash", "valueString": "ab" * 32},
+    ]
+
+
+def test_search_event_carries_its_query_base64_encoded() -> None:
+    query = "Observation?patient=Patient/p1&code=http://loinc.org|8480-6&_count=50"
+    event = _valid(to_audit_event(_record(event="search", action="E", query=query)))
+    query_entity = event["entity"][-1]
+    assert query_entity["role"]["code"] == "24"
+    assert base64.b64decode(query_entity["query"]).decode("utf-8") == query
+
+
+@pytest.mark.parametrize("kind", ["export", "import"])
+def test_bulk_events_are_operations_with_the_finer_event_kept(kind: str) -> None:
+    event = _valid(to_audit_event(_record(event=kind, action="E")))
+    assert [c["code"] for c in event["subtype"]] == ["operation", kind]
+    assert event["subtype"][1]["system"] == EVENT_CODE_SYSTEM
+
+
+def test_system_actor_failure_without_resources() -> None:
+    record = _record(
+        actor="nightly-indicators",
+        actor_kind="system",
+        actor_role=None,
+        source_address="ingest.example.cn",
+        request_id=None,
+        resources=[],
+        patients=[],
+        outcome=8,
+        outcome_desc="Patient/p9: not found",
+        purpose="HOPERAT",
+    )
+    event = _valid(to_audit_event(record))
+    agent = event["agent"][0]
+    assert agent["who"]["identifier"]["value"] == "nightly-indicators"
+    assert agent["type"]["coding"][0]["code"] == "110150"
+    assert agent["network"]["type"] == "1"
+    assert (event["outcome"], event["outcomeDesc"]) == ("8", "Patient/p9: not found")
+    assert "entity" not in event
+    assert event["purposeOfEvent"][0]["coding"][0]["display"] == "healthcare operations"
