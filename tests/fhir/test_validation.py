@@ -403,3 +403,25 @@ def test_system_uris_are_distinct_and_per_facility_systems_are_keyed_by_uscc() -
         "http://yilian.health/fhir/sid/mrn/91310000MA1FL4XX1X"
     )
     assert systems.local_lab_system("X").startswith(systems.LOCAL_LAB_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("resource", "issue_type"),
+    [
+        (with_change(PATIENT, active="yes"), "structure"),
+        (with_change(PATIENT, nickname="Wei"), "structure"),
+        ({"resourceType": "Observation", "code": {"text": "HR"}}, "required"),
+        (with_change(PATIENT, gender="m"), "code-invalid"),
+        (with_change(PATIENT, id="p_1"), "value"),
+        ({"resourceType": "Nope"}, "not-supported"),
+        (
+            {"resourceType": "Patient", "identifier": [{"system": RESIDENT_ID, "value": "1"}]},
+            "value",
+        ),
+    ],
+)
+def test_issue_types_follow_the_fhir_issue_type_codes(
+    resource: dict[str, Any], issue_type: str
+) -> None:
+    [issue] = find_issues(resource)
+    assert issue.code == issue_type

@@ -44,6 +44,7 @@ def find_issues(resource: Any, *, expected_type: str | None = None) -> list[Issu
         return [
             Issue(
                 f"A resource is a JSON object, got {json_type(resource)}",
+                code="structure",
                 rule="fhir-r4-structure",
             )
         ]

@@ -32,6 +32,7 @@ def check_identity(resource: dict[str, Any], issues: list[Issue]) -> None:
                 issues.append(
                     Issue(
                         "An identifier with the resident-ID system needs a value",
+                        code="required",
                         expression=path,
                         rule="required-element",
                     )
@@ -40,4 +41,4 @@ def check_identity(resource: dict[str, Any], issues: list[Issue]) -> None:
         try:
             parse_resident_id(value)
         except ResidentIdError as exc:
-            issues.append(Issue(str(exc), expression=path, rule=exc.rule))
+            issues.append(Issue(str(exc), code="value", expression=path, rule=exc.rule))

@@ -150,14 +150,19 @@ class _Compiler:
 
 
 @cache
-def _compiler() -> _Compiler:
-    return _Compiler()
+def _resource_nodes() -> dict[str, Node]:
+    """All resource types compiled at once (about 60 ms), before any is handed out.
+
+    Compiling lazily per type would let a second thread see a node still being filled in (and
+    report valid elements as unknown); a complete table is only published when it is done.
+    """
+    compiler = _Compiler()
+    return {name: compiler.node(cls, name) for name, cls in resource_classes().items()}
 
 
 def resource_node(resource_type: str) -> Node | None:
     """The compiled definition of a resource type, or None if R4 has no such resource."""
-    cls = resource_classes().get(resource_type)
-    return None if cls is None else _compiler().node(cls, resource_type)
+    return _resource_nodes().get(resource_type)
 
 
 def skipped_value_sets() -> dict[str, str]:

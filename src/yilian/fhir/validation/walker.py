@@ -53,6 +53,22 @@ _PRIMITIVE_TYPES: dict[Kind, tuple[type, ...]] = {
 }
 
 
+# http://hl7.org/fhir/issue-type codes for OperationOutcome.issue.code, by rule.
+ISSUE_TYPES = {
+    STRUCTURE: "structure",
+    UNKNOWN_ELEMENT: "structure",
+    CHOICE_TYPE: "structure",
+    REQUIRED_ELEMENT: "required",
+    REQUIRED_BINDING: "code-invalid",
+    ID_FORMAT: "value",
+    UNKNOWN_RESOURCE_TYPE: "not-supported",
+}
+
+
+def _issue(message: str, *, expression: str, rule: str) -> Issue:
+    return Issue(message, code=ISSUE_TYPES[rule], expression=expression, rule=rule)
+
+
 def json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
@@ -62,7 +78,7 @@ def check_resource(resource: dict[str, Any], path: str, issues: list[Issue]) -> 
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         issues.append(
-            Issue(
+            _issue(
                 "A resource must have a resourceType naming an R4 resource type",
                 expression=f"{path}.resourceType" if path else "resourceType",
                 rule=REQUIRED_ELEMENT,
@@ -72,7 +88,7 @@ def check_resource(resource: dict[str, Any], path: str, issues: list[Issue]) -> 
     node = resource_node(resource_type)
     if node is None:
         issues.append(
-            Issue(
+            _issue(
                 f"Unknown resourceType {resource_type!r}: not a FHIR R4 resource type",
                 expression=f"{path}.resourceType" if path else "resourceType",
                 rule=UNKNOWN_RESOURCE_TYPE,
@@ -83,7 +99,7 @@ def check_resource(resource: dict[str, Any], path: str, issues: list[Issue]) -> 
     rid = resource.get("id")
     if isinstance(rid, str) and not ID_PATTERN.fullmatch(rid):
         issues.append(
-            Issue(
+            _issue(
                 f"Resource id {rid!r} is not a FHIR id: 1-64 characters from A-Z a-z 0-9 - .",
                 expression=f"{path or resource_type}.id",
                 rule=ID_FORMAT,
@@ -102,7 +118,7 @@ def _check_object(obj: dict[str, Any], node: Node, path: str, issues: list[Issue
             ):
                 continue
             issues.append(
-                Issue(
+                _issue(
                     f"Unknown element {key!r}: FHIR R4 {node.path} has no such element",
                     expression=f"{path}.{key}",
                     rule=UNKNOWN_ELEMENT,
@@ -114,7 +130,7 @@ def _check_object(obj: dict[str, Any], node: Node, path: str, issues: list[Issue
             other = seen_choices.setdefault(spec.choice, key)
             if other != key:
                 issues.append(
-                    Issue(
+                    _issue(
                         f"{node.path}.{spec.choice} has one type only, but both {other!r} and "
                         f"{key!r} are given",
                         expression=f"{path}.{key}",
@@ -141,7 +157,7 @@ def _check_object(obj: dict[str, Any], node: Node, path: str, issues: list[Issue
                 break
         else:
             issues.append(
-                Issue(
+                _issue(
                     f"Missing required element {node.path}.{element} (cardinality 1..)",
                     expression=f"{path}.{element.removesuffix('[x]')}",
                     rule=REQUIRED_ELEMENT,
@@ -150,7 +166,7 @@ def _check_object(obj: dict[str, Any], node: Node, path: str, issues: list[Issue
 
 
 def _shape_issue(value: Any, path: str, expected: str) -> Issue:
-    return Issue(f"Expected {expected}, got {json_type(value)}", expression=path, rule=STRUCTURE)
+    return _issue(f"Expected {expected}, got {json_type(value)}", expression=path, rule=STRUCTURE)
 
 
 def _check_value(value: Any, spec: Field, path: str, issues: list[Issue]) -> None:
@@ -174,7 +190,7 @@ def _check_value(value: Any, spec: Field, path: str, issues: list[Issue]) -> Non
             return
         if not _is_date(value, spec):
             issues.append(
-                Issue(
+                _issue(
                     f"{value!r} is not a valid FHIR {spec.type_name} "
                     "(https://hl7.org/fhir/R4/datatypes.html)",
                     expression=path,
@@ -204,7 +220,7 @@ def _type_issue(value: Any, spec: Field, path: str) -> Issue:
     expected = _EXPECTED[spec.kind]
     if spec.kind is Kind.ELEMENT:
         expected = f"a {spec.type_name} object"
-    return Issue(f"Expected {expected}, got {json_type(value)}", expression=path, rule=STRUCTURE)
+    return _issue(f"Expected {expected}, got {json_type(value)}", expression=path, rule=STRUCTURE)
 
 
 def _check_codings(value: dict[str, Any], spec: Field, path: str, issues: list[Issue]) -> None:
@@ -232,9 +248,8 @@ def _check_codings(value: dict[str, Any], spec: Field, path: str, issues: list[I
 def _binding_issue(code: str, binding: Binding, path: str) -> Issue:
     codes = sorted(binding.codes)
     shown = ", ".join(codes[:_SHOWN_CODES]) + (", ..." if len(codes) > _SHOWN_CODES else "")
-    return Issue(
+    return _issue(
         f"Code {code!r} is not in the required value set {binding.value_set} (allowed: {shown})",
-        code="code-invalid",
         expression=path,
         rule=REQUIRED_BINDING,
     )
