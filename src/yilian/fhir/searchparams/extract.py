@@ -71,6 +71,7 @@ from yilian.fhir.searchparams.paths import (
     Branch,
     Compiled,
     Nodes,
+    Step,
     Unsupported,
     compile_expression,
     evaluate,
@@ -85,21 +86,46 @@ SKIPPED_TYPES = frozenset({"composite", "special"})
 FhirPathFn = Callable[[dict[str, Any]], list[Any]]
 
 
-@dataclass(frozen=True)
-class _Target:
-    kind: str
-    code: str
-    convert: Converter
-    branch: Branch
+@dataclass
+class _Group:
+    """Branches with the same plain key path and type, shared by every parameter that uses it.
+
+    ``Observation.code`` feeds both ``code`` and ``combo-code``: walk it once, convert once per
+    index kind, and file the rows under each parameter.
+    """
+
+    rest: tuple[str, ...]  # keys after the first (the first is the resource walk's key)
+    steps: tuple[Step, ...]
+    fhir_type: str
+    uses: list[tuple[str, Converter, list[str]]] = field(default_factory=list)
+
+    def use(self, kind: str, code: str) -> None:
+        for used_kind, _, codes in self.uses:
+            if used_kind == kind:
+                codes.append(code)
+                return
+        self.uses.append((kind, CONVERTERS[kind], [code]))
 
 
 @dataclass
 class _Plan:
     """Everything needed to index one resource type, grouped for a fast walk over its keys."""
 
-    by_first_key: dict[str, list[_Target]] = field(default_factory=dict)
+    by_first_key: dict[str, list[_Group]] = field(default_factory=dict)
     whole: list[tuple[str, str, Compiled]] = field(default_factory=list)
     fallback: list[tuple[str, str, FhirPathFn]] = field(default_factory=list)
+
+    def add(self, kind: str, code: str, branch: Branch) -> None:
+        groups = self.by_first_key.setdefault(branch.keys[0], [])
+        rest = branch.keys[1:]
+        if not branch.steps:  # closures cannot be compared: only plain paths are shared
+            for group in groups:
+                if not group.steps and group.rest == rest and group.fhir_type == branch.fhir_type:
+                    group.use(kind, code)
+                    return
+        group = _Group(rest, branch.steps, branch.fhir_type)
+        group.use(kind, code)
+        groups.append(group)
 
 
 def _fhirpath(expression: str) -> FhirPathFn:
@@ -120,7 +146,6 @@ def _plan(resource_type: str) -> _Plan:
             continue
         if not definition.expression:
             continue
-        convert = CONVERTERS[definition.type]
         try:
             compiled = compile_expression(definition.expression, resource_type)
         except Unsupported as reason:
@@ -131,15 +156,14 @@ def _plan(resource_type: str) -> _Plan:
             plan.whole.append((definition.type, code, compiled))
             continue
         for branch in compiled.branches:
-            target = _Target(definition.type, code, convert, branch)
-            plan.by_first_key.setdefault(branch.keys[0], []).append(target)
+            plan.add(definition.type, code, branch)
     return plan
 
 
-def _walk(branch: Branch, first: Any) -> Nodes:
-    """Values of a branch given the value at its first key (the resource walk already did it)."""
+def _walk(group: _Group, first: Any) -> Nodes:
+    """Values of a group's path given the value at its first key (the resource walk's)."""
     nodes: Nodes = [item for item in first if item is not None] if type(first) is list else [first]
-    for key in branch.keys[1:]:
+    for key in group.rest:
         out: Nodes = []
         for node in nodes:
             if type(node) is dict:
@@ -153,28 +177,38 @@ def _walk(branch: Branch, first: Any) -> Nodes:
         if not out:
             return out
         nodes = out
-    for step in branch.steps:
+    for step in group.steps:
         nodes = step(nodes)
         if not nodes:
             break
     return nodes
 
 
-def _collect(resource: dict[str, Any], plan: _Plan) -> dict[str, dict[tuple[str, Row], None]]:
-    found: dict[str, dict[tuple[str, Row], None]] = {kind: {} for kind in COLUMNS}
+Found = dict[str, dict[tuple[str, Row], None]]
+
+
+def _collect(resource: dict[str, Any], plan: _Plan) -> Found:
+    found: Found = {kind: {} for kind in COLUMNS}
+    by_first_key = plan.by_first_key
     for key, value in resource.items():
-        targets = plan.by_first_key.get(key)
-        if targets is None:
+        groups = by_first_key.get(key)
+        if groups is None:
             continue
-        for target in targets:
-            rows = found[target.kind]
-            for node in _walk(target.branch, value):
-                for row in target.convert(node, target.branch.fhir_type):
-                    rows[(target.code, row)] = None
+        for group in groups:
+            nodes = _walk(group, value)
+            if not nodes:
+                continue
+            fhir_type = group.fhir_type
+            for kind, convert, codes in group.uses:
+                rows = found[kind]
+                for node in nodes:
+                    for row in convert(node, fhir_type):
+                        for code in codes:
+                            rows[(code, row)] = None
     for kind, code, compiled in plan.whole:
         convert = CONVERTERS[kind]
-        for node, fhir_type in evaluate(compiled, resource):
-            for row in convert(node, fhir_type):
+        for node, node_type in evaluate(compiled, resource):
+            for row in convert(node, node_type):
                 found[kind][(code, row)] = None
     for kind, code, run in plan.fallback:
         _collect_fallback(resource, kind, code, run, found[kind])
@@ -199,15 +233,45 @@ def _collect_fallback(
             rows[(code, row)] = None
 
 
+# One dict literal per kind: several times faster than dict(zip(...)) on the hot path.
+Rows = dict[tuple[str, Row], None]
+_BUILDERS: dict[str, Callable[[str, Rows], list[dict[str, Any]]]] = {
+    "string": lambda t, rows: [
+        {"res_type": t, "param": c, "value_norm": r[0], "value_exact": r[1]} for c, r in rows
+    ],
+    "token": lambda t, rows: [
+        {"res_type": t, "param": c, "system": r[0], "code": r[1], "text_norm": r[2]}
+        for c, r in rows
+    ],
+    "date": lambda t, rows: [
+        {"res_type": t, "param": c, "low": r[0], "high": r[1]} for c, r in rows
+    ],
+    "number": lambda t, rows: [{"res_type": t, "param": c, "value": r[0]} for c, r in rows],
+    "quantity": lambda t, rows: [
+        {"res_type": t, "param": c, "value": r[0], "system": r[1], "code": r[2], "unit": r[3]}
+        for c, r in rows
+    ],
+    "reference": lambda t, rows: [
+        {
+            "res_type": t,
+            "param": c,
+            "target_type": r[0],
+            "target_id": r[1],
+            "target_url": r[2],
+            "identifier_system": r[3],
+            "identifier_value": r[4],
+        }
+        for c, r in rows
+    ],
+    "uri": lambda t, rows: [{"res_type": t, "param": c, "value": r[0]} for c, r in rows],
+}
+
+
 def extract_index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Index rows for every search parameter of the resource's type, keyed by index kind."""
     res_type: str = resource["resourceType"]
     found = _collect(resource, _plan(res_type))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind, rows in found.items():
-        names = ("res_type", "param", *COLUMNS[kind])
-        out[kind] = [dict(zip(names, (res_type, code, *row), strict=True)) for code, row in rows]
-    return out
+    return {kind: _BUILDERS[kind](res_type, rows) for kind, rows in found.items()}
 
 
 def fallback_expressions(resource_type: str) -> list[tuple[str, str]]:
