@@ -425,3 +425,11 @@ def test_issue_types_follow_the_fhir_issue_type_codes(
 ) -> None:
     [issue] = find_issues(resource)
     assert issue.code == issue_type
+
+
+def test_hostile_nesting_is_a_validation_issue_not_a_crash() -> None:
+    extension: dict[str, Any] = {"url": "http://x", "valueString": "deep"}
+    for _ in range(5000):
+        extension = {"url": "http://x", "extension": [extension]}
+    [issue] = find_issues({"resourceType": "Patient", "extension": [extension]})
+    assert (issue.rule, issue.code) == ("fhir-r4-structure", "too-costly")

@@ -58,7 +58,19 @@ def find_issues(resource: Any, *, expected_type: str | None = None) -> list[Issu
                 rule=RESOURCE_TYPE_MISMATCH,
             )
         )
-    check_resource(resource, "", issues)
+    try:
+        check_resource(resource, "", issues)
+    except RecursionError:
+        # Only a hostile payload nests hundreds of levels (extension in extension ...): answer
+        # with a 422 naming the problem rather than a 500.
+        issues.append(
+            Issue(
+                "The resource is nested too deeply to validate",
+                code="too-costly",
+                expression=str(actual),
+                rule="fhir-r4-structure",
+            )
+        )
     check_identity(resource, issues)
     return issues
 
