@@ -36,6 +36,7 @@ class Actor:
 @dataclass
 class AuditBuffer:
     actor: Actor
+    merge_as: str | None = None  # record the whole unit as one entry of this event
     pending: list[Access] = field(default_factory=list)
 
     def record(self, _session: Session, access: Access) -> None:
@@ -45,13 +46,20 @@ class AuditBuffer:
         """Append every buffered access to the chain and project each as an AuditEvent."""
         if not self.pending:
             return
-        entries = [self._input(a) for a in self.pending]
-        self.pending.clear()
+        accesses = [self._merged()] if self.merge_as else self.pending
+        entries = [self._input(a) for a in accesses]
+        self.pending = []
         records = append_batch(session, entries)
         store = ResourceStore(session, StoreOptions(validate=False, audit=None))
         for record in records:
             event = to_audit_event(record)
             store.create(event, res_id=event["id"])
+        store.flush()
+
+    def _merged(self) -> Access:
+        resources = tuple(dict.fromkeys(r for a in self.pending for r in a.resources))
+        patients = tuple(sorted({p for a in self.pending for p in a.patients}))
+        return Access(str(self.merge_as), resources, patients)
 
     def _input(self, access: Access) -> AuditInput:
         return AuditInput(

@@ -35,6 +35,7 @@ class Entry:
     if_match: str | None = None
     assigned_id: str | None = None
     existing: bool = False
+    fresh_id: bool = False  # assigned here by new_id(), so it cannot collide
     response: dict[str, Any] = field(default_factory=dict)
 
 
@@ -221,7 +222,8 @@ class BundleProcessor:
                     )
                 if found:
                     entry.assigned_id, entry.existing = found[0], True
-            entry.assigned_id = entry.assigned_id or new_id()
+            if entry.assigned_id is None:
+                entry.assigned_id, entry.fresh_id = new_id(), True
             if entry.full_url:
                 mapping[entry.full_url] = f"{res_type}/{entry.assigned_id}"
         for entry in entries:
@@ -266,7 +268,9 @@ class BundleProcessor:
                     expression="resourceType",
                     rule="resource-type-mismatch",
                 )
-            result = service.store.create(resource, res_id=entry.assigned_id)
+            result = service.store.create(
+                resource, res_id=entry.assigned_id, fresh_id=entry.fresh_id
+            )
             entry.response = _write_response(result, "201 Created")
         elif entry.method == "PUT":
             assert resource is not None
@@ -296,8 +300,6 @@ class BundleProcessor:
             raise invalid(
                 f"{entry.method} is not supported in a Bundle", rule="bundle-entry-method"
             )
-        if entry.method in ("POST", "PUT") and "resource" not in entry.response:
-            entry.response["resource"] = None
 
     def _response(self, kind: str, entries: list[Entry]) -> dict[str, Any]:
         out_entries = []

@@ -77,18 +77,25 @@ class Runtime:
         self.sessions: sessionmaker[Session] = session_factory(engine)
 
     @contextmanager
-    def transaction(self, ctx: RequestContext) -> Iterator[FhirService]:
-        """One request, one transaction: committed on success, rolled back on any error."""
+    def transaction(
+        self, ctx: RequestContext, *, audit_as: str | None = None
+    ) -> Iterator[FhirService]:
+        """One request, one transaction: committed on success, rolled back on any error.
+
+        ``audit_as`` (``transaction``/``batch``) records the whole unit as one audit entry.
+        """
         with unit_of_work(self.sessions) as session:
-            buffer = AuditBuffer(ctx.as_actor())
+            buffer = AuditBuffer(ctx.as_actor(), merge_as=audit_as)
             options = StoreOptions(validate=self.validate, audit=buffer.record)
-            yield FhirService(session, self.base_url, options)
+            service = FhirService(session, self.base_url, options)
+            yield service
+            service.store.flush()
             buffer.flush(session)
 
     def process_bundle(
         self, ctx: RequestContext, kind: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        with self.transaction(ctx) as service:
+        with self.transaction(ctx, audit_as=kind) as service:
             processor = BundleProcessor(service, lambda url: self._bundle_get(service, url))
             if kind == "transaction":
                 return processor.transaction(body)

@@ -6,7 +6,6 @@ search engine (conditional matching) and records search/read access in the audit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -25,24 +24,22 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
-@dataclass
 class FhirService:
-    session: Session
-    base_url: str
-    options: StoreOptions
-
-    @property
-    def store(self) -> ResourceStore:
-        return ResourceStore(self.session, self.options)
+    def __init__(self, session: Session, base_url: str, options: StoreOptions) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.store = ResourceStore(session, options)
 
     # -------------------------------------------------------------- search
 
     def search(self, res_type: str | None, params: list[tuple[str, str]]) -> dict[str, Any]:
+        self.store.flush()
         bundle = search_engine.search(self.session, res_type, params, base_url=self.base_url)
         self._audit_bundle("search", bundle, query=_query_text(res_type, params))
         return bundle
 
     def page(self, search_id: str, offset: int, count: int) -> dict[str, Any]:
+        self.store.flush()
         bundle = search_engine.get_page(
             self.session, search_id, offset, count, base_url=self.base_url
         )
@@ -51,6 +48,7 @@ class FhirService:
 
     def matching_ids(self, res_type: str, query: str, *, limit: int = 2) -> list[str]:
         """Ids of current resources matching a conditional query (at most ``limit``)."""
+        self.store.flush()
         params = parse_query(query)
         if not params:
             raise invalid(
@@ -124,6 +122,7 @@ class FhirService:
 
     def everything(self, patient_id: str, *, count: int | None = None) -> dict[str, Any]:
         """The patient, every resource in its compartment, and the resources those reference."""
+        self.store.flush()
         patient = self.store.read("Patient", patient_id, audit=False)
         compartment = patient_compartment()
         pairs = [(t, p) for t, params in compartment.items() for p in params]

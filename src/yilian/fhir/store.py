@@ -93,6 +93,24 @@ class ResourceStore:
     def __init__(self, session: Session, options: StoreOptions | None = None) -> None:
         self.session = session
         self.options = options or StoreOptions()
+        # Version and index rows are written in batches by flush(): one multi-row INSERT per
+        # table instead of one per resource (a 200-entry transaction Bundle would otherwise
+        # cost ~2,000 statements). Resource rows themselves are written at once.
+        self._pending_versions: list[dict[str, Any]] = []
+        self._pending_index: dict[int, dict[str, Any]] = {}  # pk -> stored content
+        self._stale_index: set[int] = set()  # pks whose existing index rows must go
+
+    def flush(self) -> None:
+        """Write buffered history and index rows; call before reading them back."""
+        if self._pending_versions:
+            insert_rows(self.session, ResourceVersionRow.__table__, self._pending_versions)
+            self._pending_versions = []
+        if self._stale_index:
+            self._delete_index_rows(sorted(self._stale_index))
+            self._stale_index = set()
+        if self._pending_index:
+            self._insert_index_rows(self._pending_index.items())
+            self._pending_index = {}
 
     # ----------------------------------------------------------------- reads
 
@@ -110,6 +128,7 @@ class ResourceStore:
         return self._current(res_type, res_id)
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict[str, Any]:
+        self.flush()
         row = self.session.execute(
             select(ResourceVersionRow).where(
                 ResourceVersionRow.res_type == res_type,
@@ -136,6 +155,7 @@ class ResourceStore:
         offset: int = 0,
     ) -> tuple[list[HistoryEntry], int]:
         """Versions newest first, with the total number of versions that match."""
+        self.flush()
         query = select(ResourceVersionRow)
         if res_type:
             query = query.where(ResourceVersionRow.res_type == res_type)
@@ -167,14 +187,18 @@ class ResourceStore:
 
     # ---------------------------------------------------------------- writes
 
-    def create(self, resource: dict[str, Any], *, res_id: str | None = None) -> WriteResult:
-        """Create with a server-assigned id (or ``res_id`` when a transaction pre-assigned it)."""
+    def create(
+        self, resource: dict[str, Any], *, res_id: str | None = None, fresh_id: bool = False
+    ) -> WriteResult:
+        """Create with a server-assigned id, or ``res_id`` (``fresh_id``: one from ``new_id``)."""
         self._check(resource, None)
         res_type = resource["resourceType"]
-        assigned = res_id or new_id()
-        if self._current(res_type, assigned) is not None:
-            raise conflict(f"{res_type}/{assigned} already exists", rule="unique-id")
-        return self._write_new(resource, res_type, assigned, method="POST")
+        if res_id is None or fresh_id:  # a fresh UUID cannot collide: no lookup, no savepoint
+            assigned = res_id or new_id()
+            return self._write_new(resource, res_type, assigned, method="POST", fresh=True)
+        if self._current(res_type, res_id) is not None:
+            raise conflict(f"{res_type}/{res_id} already exists", rule="unique-id")
+        return self._write_new(resource, res_type, res_id, method="POST")
 
     def update(
         self,
@@ -220,24 +244,14 @@ class ResourceStore:
             )
         now = self.options.clock()
         version = row.version_id + 1
-        self._delete_index_rows([row.pk])
+        self._pending_index.pop(row.pk, None)
+        self._stale_index.add(row.pk)
         self.session.execute(
             update(ResourceRow)
             .where(ResourceRow.pk == row.pk)
             .values(version_id=version, last_updated=now, deleted=True)
         )
-        self.session.execute(
-            insert(ResourceVersionRow).values(
-                resource_pk=row.pk,
-                res_type=res_type,
-                res_id=res_id,
-                version_id=version,
-                last_updated=now,
-                method="DELETE",
-                deleted=True,
-                content=None,
-            )
-        )
+        self._append_version(row.pk, res_type, res_id, version, now, "DELETE", None)
         patients = _patients(row.content)
         self.session.expire(row)
         self.audit(Access("delete", (f"{res_type}/{res_id}/_history/{version}",), patients))
@@ -288,7 +302,13 @@ class ResourceStore:
         return stored
 
     def _write_new(
-        self, resource: dict[str, Any], res_type: str, res_id: str, *, method: str
+        self,
+        resource: dict[str, Any],
+        res_type: str,
+        res_id: str,
+        *,
+        method: str,
+        fresh: bool = False,
     ) -> WriteResult:
         if len(res_id) > ID_MAX_LENGTH:
             raise invalid(
@@ -296,27 +316,31 @@ class ResourceStore:
             )
         now = self.options.clock()
         stored = self._stamp(resource, res_id, 1, now)
-        try:
-            with self.session.begin_nested():
-                pk = self.session.execute(
-                    insert(ResourceRow)
-                    .values(
-                        res_type=res_type,
-                        res_id=res_id,
-                        version_id=1,
-                        last_updated=now,
-                        deleted=False,
-                        content=stored,
-                    )
-                    .returning(ResourceRow.pk)
-                ).scalar_one()
-        except IntegrityError as exc:
-            raise conflict(
-                f"{res_type}/{res_id} was created concurrently by another request",
-                rule="unique-id",
-            ) from exc
+        statement = (
+            insert(ResourceRow)
+            .values(
+                res_type=res_type,
+                res_id=res_id,
+                version_id=1,
+                last_updated=now,
+                deleted=False,
+                content=stored,
+            )
+            .returning(ResourceRow.pk)
+        )
+        if fresh:
+            pk = self.session.execute(statement).scalar_one()
+        else:
+            try:  # a client-chosen id may be taken by a concurrent request: 409, not 500
+                with self.session.begin_nested():
+                    pk = self.session.execute(statement).scalar_one()
+            except IntegrityError as exc:
+                raise conflict(
+                    f"{res_type}/{res_id} was created concurrently by another request",
+                    rule="unique-id",
+                ) from exc
         self._append_version(pk, res_type, res_id, 1, now, method, stored)
-        self._insert_index_rows([(pk, stored)])
+        self._pending_index[pk] = stored
         self.audit(Access("create", (f"{res_type}/{res_id}/_history/1",), _patients(stored)))
         return WriteResult(stored, created=True, version_id=1, last_updated=now)
 
@@ -332,8 +356,8 @@ class ResourceStore:
             .values(version_id=version, last_updated=now, deleted=False, content=stored)
         )
         self._append_version(row.pk, row.res_type, row.res_id, version, now, method, stored)
-        self._delete_index_rows([row.pk])
-        self._insert_index_rows([(row.pk, stored)])
+        self._stale_index.add(row.pk)
+        self._pending_index[row.pk] = stored
         self.session.expire(row)
         ref = f"{row.res_type}/{row.res_id}/_history/{version}"
         self.audit(Access("update", (ref,), _patients(stored)))
@@ -347,19 +371,19 @@ class ResourceStore:
         version: int,
         now: datetime,
         method: str,
-        stored: dict[str, Any],
+        stored: dict[str, Any] | None,
     ) -> None:
-        self.session.execute(
-            insert(ResourceVersionRow).values(
-                resource_pk=pk,
-                res_type=res_type,
-                res_id=res_id,
-                version_id=version,
-                last_updated=now,
-                method=method,
-                deleted=False,
-                content=stored,
-            )
+        self._pending_versions.append(
+            {
+                "resource_pk": pk,
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": version,
+                "last_updated": now,
+                "method": method,
+                "deleted": stored is None,
+                "content": stored,
+            }
         )
 
     def _insert_index_rows(self, resources: Iterable[tuple[int, dict[str, Any]]]) -> None:
@@ -371,12 +395,17 @@ class ResourceStore:
                     index_row["resource_pk"] = pk
                     target.append(index_row)
         for kind, rows in batches.items():
-            if rows:
-                self.session.execute(insert(INDEX_TABLES[kind]), rows)
+            insert_rows(self.session, INDEX_TABLES[kind].__table__, rows)
 
     def _delete_index_rows(self, pks: Sequence[int]) -> None:
         for table in INDEX_TABLES.values():
             self.session.execute(delete(table).where(table.resource_pk.in_(pks)))
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Core executemany: SQLAlchemy batches it into multi-row VALUES ("insertmanyvalues")."""
+    if rows:
+        session.connection().execute(table.insert(), rows)
 
 
 def _patients(content: dict[str, Any] | None) -> tuple[str, ...]:
