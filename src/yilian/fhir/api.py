@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yilian.fhir.bundle import BundleProcessor, check_bundle
+from yilian.fhir.bundle import check_bundle
 from yilian.fhir.capability import capability_statement
 from yilian.fhir.errors import FhirError, Issue, invalid, not_supported, operation_outcome
 from yilian.fhir.runtime import RequestContext, Runtime

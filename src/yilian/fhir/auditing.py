@@ -9,7 +9,6 @@ store as a FHIR AuditEvent (id ``audit-{seq}``) so it is searchable like any oth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.orm import Session
 
