@@ -22,15 +22,22 @@ class Db:
 
     def create(self, resource: dict[str, Any], res_id: str | None = None) -> str:
         with unit_of_work(session_factory(self.engine)) as session:
-            return str(ResourceStore(session).create(resource, res_id=res_id).resource["id"])
+            store = ResourceStore(session)
+            created = store.create(resource, res_id=res_id)
+            store.flush()  # the store batches index rows until flush (or the request edge)
+            return str(created.resource["id"])
 
     def put(self, resource: dict[str, Any]) -> None:
         with unit_of_work(session_factory(self.engine)) as session:
-            ResourceStore(session).update(resource["resourceType"], resource["id"], resource)
+            store = ResourceStore(session)
+            store.update(resource["resourceType"], resource["id"], resource)
+            store.flush()
 
     def delete(self, res_type: str, res_id: str) -> None:
         with unit_of_work(session_factory(self.engine)) as session:
-            ResourceStore(session).delete(res_type, res_id)
+            store = ResourceStore(session)
+            store.delete(res_type, res_id)
+            store.flush()
 
     def search(self, res_type: str | None, query: str | list[tuple[str, str]]) -> dict[str, Any]:
         params = query if isinstance(query, list) else _split(query)
@@ -57,9 +64,7 @@ def _split(query: str) -> list[tuple[str, str]]:
 
 
 def match_ids(bundle: dict[str, Any]) -> list[str]:
-    return [
-        e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"
-    ]
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
 
 
 def include_refs(bundle: dict[str, Any]) -> set[str]:

@@ -65,8 +65,12 @@ def create_snapshot(
         func.row_number().over(order_by=ordering) - 1,
         resource.pk,
     )
+    # SQLAlchemy keeps an INSERT's rowcount only when asked (preserve_rowcount).
     result = session.execute(
-        insert(SearchResultRow).from_select(["search_id", "position", "resource_pk"], ranked)
+        insert(SearchResultRow.__table__).from_select(
+            ["search_id", "position", "resource_pk"], ranked
+        ),
+        execution_options={"preserve_rowcount": True},
     )
     row.total = int(result.rowcount)  # type: ignore[attr-defined]
     session.flush()

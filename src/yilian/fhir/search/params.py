@@ -345,7 +345,7 @@ def _parse_enum(enum: type[E], name: str, raw: str) -> E:
         return enum(raw)
     except ValueError as exc:
         allowed = ", ".join(e.value for e in enum)
-        raise _bad(name, f"'{raw}' is not one of {allowed}", f"search{name}") from exc
+        raise _bad(name, f"'{raw}' is not one of {allowed}", f"search-{name.lstrip('_')}") from exc
 
 
 def _parse_include(types: tuple[str, ...], name: str, raw: str, *, reverse: bool) -> Include:

@@ -72,9 +72,11 @@ def _range_clause(
 ) -> ColumnElement[bool]:
     """Resource range ``[low, high)`` against search range ``[s_low, s_high)``.
 
-    search.html#prefix: eq = search range contains the resource range; gt = the range above the
-    search value overlaps it (high > s_high); ge = gt or eq; sa = starts after; eb = ends before;
-    ap = overlaps the widened range.
+    search.html#prefix: eq = the search range contains the resource range, ne = it does not;
+    gt/lt = the resource range overlaps the range above ``s_high`` / below ``s_low``; ge/le = it
+    overlaps the range from ``s_low`` up / up to ``s_high`` (so ``ge2024`` matches a stay that
+    ends in 2024, as HAPI does; the spec's "or fully contains" clause is implied); sa = starts at
+    or after ``s_high``; eb = ends at or before ``s_low``; ap = overlaps the widened range.
     """
     inside = and_(low >= s_low, high <= s_high)
     clauses: dict[Prefix, ColumnElement[bool]] = {
@@ -82,8 +84,8 @@ def _range_clause(
         Prefix.NE: not_(inside),
         Prefix.GT: high > s_high,
         Prefix.LT: low < s_low,
-        Prefix.GE: or_(high > s_high, inside),
-        Prefix.LE: or_(low < s_low, inside),
+        Prefix.GE: high > s_low,
+        Prefix.LE: low < s_high,
         Prefix.SA: low >= s_high,
         Prefix.EB: high <= s_low,
         Prefix.AP: and_(low < s_high, high > s_low),
