@@ -23,8 +23,13 @@ from sqlalchemy.orm import Session
 
 from yilian.audit.canonical import GENESIS_HASH, HASHED_FIELDS, entry_hash
 from yilian.audit.models import AuditEntryRow
+from yilian.db import Base
 
-_COLUMNS = [getattr(AuditEntryRow, name) for name in (*HASHED_FIELDS, "hash")]
+# Core columns of the table, not ORM attributes: plain rows skip the ORM's per-row loading.
+_TABLE = Base.metadata.tables[AuditEntryRow.__tablename__]
+_NAMES = (*HASHED_FIELDS, "hash")
+_COLUMNS = [_TABLE.c[name] for name in _NAMES]
+_seq_column = _TABLE.c.seq
 
 
 class Problem(StrEnum):
@@ -95,10 +100,10 @@ def _walk(
     expected_seq, expected_prev = _starting_point(session, start)
     checked = 0
     while True:
-        query = select(*_COLUMNS).where(AuditEntryRow.seq >= expected_seq)
+        query = select(*_COLUMNS).where(_seq_column >= expected_seq)
         if end is not None:
-            query = query.where(AuditEntryRow.seq <= end)
-        rows = session.execute(query.order_by(AuditEntryRow.seq).limit(batch)).all()
+            query = query.where(_seq_column <= end)
+        rows = session.execute(query.order_by(_seq_column).limit(batch)).all()
         if not rows:
             return _good(checked, expected_seq - 1)
         for row in rows:
@@ -131,7 +136,7 @@ Finding = tuple[int, Problem, str]
 
 
 def _check(session: Session, row: Row[tuple[object, ...]], seq: int, prev: str) -> Finding | None:
-    fields = row._asdict()
+    fields: dict[str, object] = dict(zip(_NAMES, row, strict=True))
     if row.seq != seq:
         return seq, Problem.DELETED, f"entries {seq}..{row.seq - 1} are missing (seq gap)"
     content_ok = entry_hash(fields) == row.hash
