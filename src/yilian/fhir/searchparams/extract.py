@@ -162,7 +162,12 @@ def _plan(resource_type: str) -> _Plan:
 
 def _walk(group: _Group, first: Any) -> Nodes:
     """Values of a group's path given the value at its first key (the resource walk's)."""
-    nodes: Nodes = [item for item in first if item is not None] if type(first) is list else [first]
+    if type(first) is list:
+        nodes: Nodes = first if None not in first else [i for i in first if i is not None]
+    else:
+        nodes = [first]
+    if not group.rest and not group.steps:
+        return nodes  # read-only from here on: the caller never mutates it
     for key in group.rest:
         out: Nodes = []
         for node in nodes:
