@@ -18,6 +18,7 @@ from yilian.config import load_settings
 from yilian.db import make_engine
 from yilian.fhir.bulk.export import ExportRequest, run_export
 from yilian.fhir.bulk.importer import LoadAborted, Loader, LoadOptions, LoadReport
+from yilian.fhir.errors import FhirError
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.schema import upgrade_to_head
 
@@ -117,11 +118,13 @@ def export(
 
     console = Console(stderr=True)
     level = "instance" if patient else "patient" if patients else "system"
+    try:
+        moment = parse_instant(since) if since else None
+    except FhirError as exc:
+        console.print(f"[red]--since: {exc}[/red]")
+        raise typer.Exit(2) from exc
     request = ExportRequest(
-        level,
-        tuple(t.strip() for t in types.split(",") if t.strip()),
-        parse_instant(since) if since else None,
-        patient or None,
+        level, tuple(t.strip() for t in types.split(",") if t.strip()), moment, patient or None
     )
     until = datetime.now(UTC).replace(tzinfo=None)
     with Progress(
