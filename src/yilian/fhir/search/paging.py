@@ -67,7 +67,7 @@ def create_snapshot(
     )
     # SQLAlchemy keeps an INSERT's rowcount only when asked (preserve_rowcount).
     result = session.execute(
-        insert(SearchResultRow.__table__).from_select(
+        insert(SearchResultRow).from_select(
             ["search_id", "position", "resource_pk"], ranked
         ),
         execution_options={"preserve_rowcount": True},
