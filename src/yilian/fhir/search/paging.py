@@ -67,9 +67,7 @@ def create_snapshot(
     )
     # SQLAlchemy keeps an INSERT's rowcount only when asked (preserve_rowcount).
     result = session.execute(
-        insert(SearchResultRow).from_select(
-            ["search_id", "position", "resource_pk"], ranked
-        ),
+        insert(SearchResultRow).from_select(["search_id", "position", "resource_pk"], ranked),
         execution_options={"preserve_rowcount": True},
     )
     row.total = int(result.rowcount)  # type: ignore[attr-defined]
