@@ -42,9 +42,16 @@ def migrate() -> None:
 
 def _mount() -> None:
     """Attach the command groups of the modules that have them."""
+    from yilian.analytics.cli import app as views_app
+    from yilian.analytics.cli import sql
     from yilian.audit.cli import app as audit_app
+    from yilian.fhir.bulk.cli import export, load
 
+    app.command(help="Bulk-load NDJSON or Bundle files (resumable, validated).")(load)
+    app.command(help="Export resources as NDJSON (FHIR Bulk Data layout).")(export)
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
+    app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
+    app.command("sql", help="Run SQL over the materialised views.")(sql)
 
 
 _mount()
