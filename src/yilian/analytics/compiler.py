@@ -14,12 +14,12 @@ How a view becomes SQL (one pass, no per-row Python):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
-from yilian.analytics.dialects import DIALECTS, SqlDialect, template
+from yilian.analytics.dialects import DIALECTS, SqlDialect, template, template_map
 from yilian.analytics.errors import ViewDefinitionError
 from yilian.analytics.fhirpath import (
     Binary,
@@ -66,7 +66,7 @@ def sql_type(kind: str) -> str:
 class Coll:
     """A FHIRPath collection: an SQL array of JSON elements."""
 
-    sql: exp.Expression
+    sql: exp.Expr
     fhir_type: str | None = None
 
 
@@ -74,7 +74,7 @@ class Coll:
 class Scalar:
     """A singleton (or empty = NULL) of a known kind."""
 
-    sql: exp.Expression
+    sql: exp.Expr
     kind: str
 
 
@@ -83,8 +83,8 @@ Value = Coll | Scalar
 
 @dataclass(frozen=True)
 class Ctx:
-    this: exp.Expression
-    row_index: exp.Expression
+    this: exp.Expr
+    row_index: exp.Expr
     element: str
     type_hint: str | None = None
 
@@ -110,7 +110,7 @@ class _Compiler:
     def fresh(self, prefix: str = "v") -> str:
         return f"{prefix}{next(self._names)}"
 
-    def coll(self, v: Value) -> exp.Expression:
+    def coll(self, v: Value) -> exp.Expr:
         if isinstance(v, Coll):
             return v.sql
         return template(
@@ -120,24 +120,18 @@ class _Compiler:
             _el=self.d.to_element(v.sql),
         )
 
-    def map_coll(
-        self, c: exp.Expression, body: Callable[[exp.Expression], exp.Expression]
-    ) -> exp.Expression:
+    def map_coll(self, c: exp.Expr, body: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
         var = self.fresh()
         return template(f"transform(_c, {var} -> _b)", _c=c, _b=body(exp.column(var)))
 
-    def flat_map(
-        self, c: exp.Expression, body: Callable[[exp.Expression], exp.Expression]
-    ) -> exp.Expression:
+    def flat_map(self, c: exp.Expr, body: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
         return template("flatten(_m)", _m=self.map_coll(c, body))
 
-    def filter_coll(
-        self, c: exp.Expression, pred: Callable[[exp.Expression], exp.Expression]
-    ) -> exp.Expression:
+    def filter_coll(self, c: exp.Expr, pred: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
         var = self.fresh()
         return template(f"filter(_c, {var} -> _p)", _c=c, _p=pred(exp.column(var)))
 
-    def element_as(self, e: exp.Expression, kind: str) -> exp.Expression:
+    def element_as(self, e: exp.Expr, kind: str) -> exp.Expr:
         if kind == "boolean":
             return self.d.as_boolean(e)
         if kind == "integer":
@@ -146,7 +140,7 @@ class _Compiler:
             return self.d.as_double(e)
         return self.d.as_string(e)
 
-    def scalar(self, v: Value, kind: str) -> exp.Expression:
+    def scalar(self, v: Value, kind: str) -> exp.Expr:
         """The value as a singleton of ``kind`` (NULL when empty)."""
         if isinstance(v, Scalar):
             if v.kind == kind or (v.kind in _STRING_KINDS and kind in _STRING_KINDS):
@@ -154,10 +148,10 @@ class _Compiler:
             return exp.cast(v.sql, sql_type(kind))
         return self.element_as(self.d.first(v.sql), kind)
 
-    def child_string(self, e: exp.Expression, key: str) -> exp.Expression:
+    def child_string(self, e: exp.Expr, key: str) -> exp.Expr:
         return self.d.as_string(self.d.first(self.d.children(e, key)))
 
-    def boolean(self, v: Value, element: str) -> exp.Expression:
+    def boolean(self, v: Value, element: str) -> exp.Expr:
         """FHIRPath singleton evaluation to boolean; a non-boolean value is an error."""
         if isinstance(v, Scalar):
             if v.kind != "boolean":
@@ -224,7 +218,7 @@ class _Compiler:
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
         if op in ("and", "or", "xor", "implies"):
             lb, rb = self.boolean(left, ctx.element), self.boolean(right, ctx.element)
-            logic: dict[str, Callable[[], exp.Expression]] = {
+            logic: dict[str, Callable[[], exp.Expr]] = {
                 "and": lambda: exp.and_(lb, rb, wrap=True),
                 "or": lambda: exp.or_(lb, rb, wrap=True),
                 "xor": lambda: exp.NEQ(this=lb, expression=rb),
@@ -239,7 +233,7 @@ class _Compiler:
             return Scalar(template("concat(_a, _b)", _a=la, _b=ra), "string")
         kind = self.operand_kind(left, right, op)
         a, b = self.scalar(left, kind), self.scalar(right, kind)
-        comparisons: dict[str, type[exp.Expression]] = {
+        comparisons: dict[str, type[exp.Expr]] = {
             "=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, ">": exp.GT, "<=": exp.LTE, ">=": exp.GTE,
             "~": exp.EQ, "!~": exp.NEQ,
         }  # fmt: skip
@@ -247,7 +241,7 @@ class _Compiler:
             return Scalar(exp.Paren(this=comparisons[op](this=a, expression=b)), "boolean")
         if op == "+" and kind == "string":
             return Scalar(template("concat(_a, _b)", _a=a, _b=b), "string")
-        arithmetic: dict[str, type[exp.Expression]] = {
+        arithmetic: dict[str, type[exp.Expr]] = {
             "+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div, "mod": exp.Mod,
         }  # fmt: skip
         if op in arithmetic:
@@ -335,7 +329,7 @@ class _Compiler:
         )
 
     def of_type(self, base: Node | None, type_name: str, ctx: Ctx) -> Value:
-        """``x.ofType(T)``; on a choice element ``value`` this reads ``valueT`` (FHIR JSON §2.6.2)."""
+        """``x.ofType(T)``; on a choice element ``value`` it reads ``valueT`` (FHIR JSON §2.6.2)."""
         if isinstance(base, Member):
             choice = base.name + type_name[0].upper() + type_name[1:]
             value = self.expr(Member(base.base, choice), ctx)
@@ -361,7 +355,7 @@ class _Compiler:
             type_name,
         )
 
-    def resource_key(self, e: exp.Expression) -> exp.Expression:
+    def resource_key(self, e: exp.Expr) -> exp.Expr:
         """``getResourceKey()``: ``Type/id``, the same form ``getReferenceKey()`` extracts."""
         return template(
             "concat(_t, '/', _i)",
@@ -369,12 +363,13 @@ class _Compiler:
             _i=self.child_string(e, "id"),
         )
 
-    def reference_key(self, c: exp.Expression, args: tuple[Node, ...], ctx: Ctx) -> exp.Expression:
+    def reference_key(self, c: exp.Expr, args: tuple[Node, ...], ctx: Ctx) -> exp.Expr:
         # Relative or absolute literal references end in Type/id, optionally /_history/vid
         # (FHIR R4 §2.3.0 "Literal references").
         ref = self.child_string(self.d.first(c), "reference")
         key = template(
-            "nullif(regexp_extract(_r, '([A-Za-z]+/[A-Za-z0-9.-]+)(/_history/[A-Za-z0-9.-]+)?$', 1), '')",
+            "nullif(regexp_extract(_r, "
+            "'([A-Za-z]+/[A-Za-z0-9.-]+)(/_history/[A-Za-z0-9.-]+)?$', 1), '')",
             _r=ref,
         )
         if not args:
@@ -415,9 +410,7 @@ class _Compiler:
         )
         return Scalar(sql, "datetime")
 
-    def decimal_boundary(
-        self, number: exp.Expression, text: exp.Expression, low: bool
-    ) -> exp.Expression:
+    def decimal_boundary(self, number: exp.Expr, text: exp.Expr, low: bool) -> exp.Expr:
         sign = "-" if low else "+"
         return template(
             "CASE WHEN _t IS NULL OR NOT _isnum THEN CAST(NULL AS DOUBLE) ELSE "
@@ -428,7 +421,7 @@ class _Compiler:
         )
 
     @staticmethod
-    def date_boundary(text: exp.Expression, low: bool) -> exp.Expression:
+    def date_boundary(text: exp.Expr, low: bool) -> exp.Expr:
         if low:
             return template(
                 "CASE WHEN length(_s) = 4 THEN concat(_s, '-01-01') WHEN length(_s) = 7 "
@@ -443,7 +436,7 @@ class _Compiler:
         )
 
     # ------------------------------------------------------------------ selects
-    def column_value(self, col: Column, ctx: Ctx) -> exp.Expression:
+    def column_value(self, col: Column, ctx: Ctx) -> exp.Expr:
         col_ctx = replace(ctx, element=f"{col.element}.path", type_hint=col.type)
         value = self.expr(col.path, col_ctx)
         kind = column_kind(col.type) if col.type else getattr(value, "kind", "string")
@@ -477,13 +470,13 @@ class _Compiler:
             out.append((col.name, f"ARRAY<{t}>" if col.collection else t))
         return out
 
-    def struct(self, fields: list[tuple[str, exp.Expression]]) -> exp.Expression:
-        args: list[exp.Expression] = []
+    def struct(self, fields: Sequence[tuple[str, exp.Expr]]) -> exp.Expr:
+        args: list[exp.Expr] = []
         for name, value in fields:
             args.extend([exp.Literal.string(name), value])
         return exp.func("named_struct", *args, dialect="spark")
 
-    def rows(self, sel: Select, ctx: Ctx) -> exp.Expression:
+    def rows(self, sel: Select, ctx: Ctx) -> exp.Expr:
         """An array of row structs for ``sel`` evaluated on the context element."""
         iterator = self.iteration(sel, ctx)
         if iterator is None:
@@ -511,9 +504,11 @@ class _Compiler:
             )
         return result
 
-    def iteration(self, sel: Select, ctx: Ctx) -> exp.Expression | None:
+    def iteration(self, sel: Select, ctx: Ctx) -> exp.Expr | None:
         if sel.for_each is not None:
-            return self.coll(self.expr(sel.for_each, replace(ctx, element=f"{sel.element}.forEach")))
+            return self.coll(
+                self.expr(sel.for_each, replace(ctx, element=f"{sel.element}.forEach"))
+            )
         if sel.for_each_or_null is not None:
             element = f"{sel.element}.forEachOrNull"
             return self.coll(self.expr(sel.for_each_or_null, replace(ctx, element=element)))
@@ -521,7 +516,7 @@ class _Compiler:
             return self.repeat(sel, ctx)
         return None
 
-    def repeat(self, sel: Select, ctx: Ctx) -> exp.Expression:
+    def repeat(self, sel: Select, ctx: Ctx) -> exp.Expr:
         """All nodes reachable through the repeat paths, depth first, pre-order.
 
         SQL arrays have no recursion, so the descent is unrolled ``max_depth`` levels; deeper
@@ -529,14 +524,18 @@ class _Compiler:
         """
         element = f"{sel.element}.repeat"
 
-        def step(e: exp.Expression) -> exp.Expression:
+        def step(e: exp.Expr) -> exp.Expr:
             parts = [self.coll(self.expr(p, Ctx(e, ctx.row_index, element))) for p in sel.repeat]
-            return parts[0] if len(parts) == 1 else template(
-                "concat(" + ", ".join(f"_p{i}" for i in range(len(parts))) + ")",
-                **{f"_p{i}": p for i, p in enumerate(parts)},
+            return (
+                parts[0]
+                if len(parts) == 1
+                else template_map(
+                    "concat(" + ", ".join(f"_p{i}" for i in range(len(parts))) + ")",
+                    {f"_p{i}": p for i, p in enumerate(parts)},
+                )
             )
 
-        def descend(e: exp.Expression, depth: int) -> exp.Expression:
+        def descend(e: exp.Expr, depth: int) -> exp.Expr:
             if depth == 0:
                 return self.d.empty()
             return self.flat_map(
@@ -548,17 +547,19 @@ class _Compiler:
 
         return descend(ctx.this, self.max_depth)
 
-    def rows_body(self, sel: Select, ctx: Ctx) -> exp.Expression:
-        parts: list[tuple[exp.Expression, list[str]]] = []
+    def rows_body(self, sel: Select, ctx: Ctx) -> exp.Expr:
+        parts: list[tuple[exp.Expr, list[str]]] = []
         if sel.columns:
             fields = [(c.name, self.column_value(c, ctx)) for c in sel.columns]
-            parts.append((template("array(_s)", _s=self.struct(fields)), [c.name for c in sel.columns]))
+            parts.append(
+                (template("array(_s)", _s=self.struct(fields)), [c.name for c in sel.columns])
+            )
         for sub in sel.selects:
             parts.append((self.rows(sub, ctx), sub.column_names()))
         if sel.union_all:
             branches = [self.rows(b, ctx) for b in sel.union_all]
             placeholders = {f"_b{i}": b for i, b in enumerate(branches)}
-            union = template(f"concat({', '.join(placeholders)})", **placeholders)
+            union = template_map(f"concat({', '.join(placeholders)})", placeholders)
             parts.append((union, sel.union_all[0].column_names()))
         if not parts:
             raise ViewDefinitionError(sel.element, "needs a column, select or unionAll")
@@ -567,9 +568,7 @@ class _Compiler:
             rows, names = self.cross(rows, names, other, other_names), names + other_names
         return rows
 
-    def cross(
-        self, a: exp.Expression, a_names: list[str], b: exp.Expression, b_names: list[str]
-    ) -> exp.Expression:
+    def cross(self, a: exp.Expr, a_names: list[str], b: exp.Expr, b_names: list[str]) -> exp.Expr:
         va, vb = self.fresh("r"), self.fresh("r")
         fields = [(n, exp.column(n, table=va)) for n in a_names]
         fields += [(n, exp.column(n, table=vb)) for n in b_names]
@@ -577,15 +576,20 @@ class _Compiler:
         return template(f"flatten(transform(_a, {va} -> _i))", _a=a, _i=inner)
 
     # ------------------------------------------------------------------ query
-    def query(self, table: str) -> exp.Expression:
+    def query(self, table: str) -> exp.Expr:
         root = Ctx(exp.column("resource"), exp.cast(exp.Literal.number(0), "BIGINT"), "select")
         selects = [self.rows(s, replace(root, element=s.element)) for s in self.view.select]
         names = [s.column_names() for s in self.view.select]
         rows, all_names = selects[0], names[0]
         for other, other_names in zip(selects[1:], names[1:], strict=True):
-            rows, all_names = self.cross(rows, all_names, other, other_names), all_names + other_names
-        conditions: list[exp.Expression] = [
-            exp.EQ(this=exp.column("resource_type"), expression=exp.Literal.string(self.view.resource))
+            rows, all_names = (
+                self.cross(rows, all_names, other, other_names),
+                all_names + other_names,
+            )
+        conditions: list[exp.Expr] = [
+            exp.EQ(
+                this=exp.column("resource_type"), expression=exp.Literal.string(self.view.resource)
+            )
         ]
         for w in self.view.where:
             value = self.expr(w.path, replace(root, element=w.element))
@@ -595,7 +599,9 @@ class _Compiler:
             .from_(table)
             .where(exp.and_(*conditions))
         )
-        outer = exp.select(*[exp.alias_(exp.column(n, table="_row"), n, quoted=True) for n in all_names])
+        outer = exp.select(
+            *[exp.alias_(exp.column(n, table="_row"), n, quoted=True) for n in all_names]
+        )
         return outer.from_(inner.subquery("_rows"))
 
 

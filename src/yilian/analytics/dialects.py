@@ -19,24 +19,33 @@ from sqlglot import exp
 
 
 @lru_cache(maxsize=512)
-def _parse(sql: str, read: str) -> exp.Expression:
+def _parse(sql: str, read: str) -> exp.Expr:
     return sqlglot.parse_one(sql, read=read)
 
 
-def template(sql: str, read: str = "spark", **parts: exp.Expression) -> exp.Expression:
-    """Parse ``sql`` (in dialect ``read``) and substitute the columns named in ``parts``.
-
-    Placeholders are bare column names starting with ``_`` so that they cannot clash with
-    generated lambda variables (``v1``, ``i1``...).
-    """
+def _fill(sql: str, read: str, parts: dict[str, exp.Expr]) -> exp.Expr:
     tree = _parse(sql, read).copy()
 
-    def substitute(node: exp.Expression) -> exp.Expression:
+    def substitute(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not node.table and node.name in parts:
             return parts[node.name].copy()
         return node
 
     return tree.transform(substitute)
+
+
+def template(sql: str, *, read: str = "spark", **parts: exp.Expr) -> exp.Expr:
+    """Parse ``sql`` (in dialect ``read``) and substitute the columns named in ``parts``.
+
+    Placeholders are bare column names starting with ``_`` so that they cannot clash with
+    generated lambda variables (``v1``, ``i1``...).
+    """
+    return _fill(sql, read, parts)
+
+
+def template_map(sql: str, parts: dict[str, exp.Expr]) -> exp.Expr:
+    """``template`` for a computed set of placeholders (Spark syntax)."""
+    return _fill(sql, "spark", parts)
 
 
 class SqlDialect(Protocol):
@@ -48,47 +57,45 @@ class SqlDialect(Protocol):
 
     name: str
 
-    def empty(self) -> exp.Expression: ...
+    def empty(self) -> exp.Expr: ...
 
-    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+    def children(self, e: exp.Expr, key: str) -> exp.Expr:
         """The children of element ``e`` named ``key``, as a collection (arrays flattened)."""
         ...
 
-    def as_string(self, e: exp.Expression) -> exp.Expression: ...
+    def as_string(self, e: exp.Expr) -> exp.Expr: ...
 
-    def as_double(self, e: exp.Expression) -> exp.Expression: ...
+    def as_double(self, e: exp.Expr) -> exp.Expr: ...
 
-    def as_bigint(self, e: exp.Expression) -> exp.Expression: ...
+    def as_bigint(self, e: exp.Expr) -> exp.Expr: ...
 
-    def as_boolean(self, e: exp.Expression) -> exp.Expression: ...
+    def as_boolean(self, e: exp.Expr) -> exp.Expr: ...
 
-    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+    def is_kind(self, e: exp.Expr, kind: str) -> exp.Expr:
         """True when the JSON element is a string/integer/decimal/boolean/object."""
         ...
 
-    def to_element(self, scalar: exp.Expression) -> exp.Expression: ...
+    def to_element(self, scalar: exp.Expr) -> exp.Expr: ...
 
-    def first(self, c: exp.Expression) -> exp.Expression:
+    def first(self, c: exp.Expr) -> exp.Expr:
         """The first element, NULL when the collection is empty."""
         ...
 
-    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
+    def slice(self, c: exp.Expr, start0: exp.Expr) -> exp.Expr:
         """The collection holding only element ``start0`` (0-based), empty if out of range."""
         ...
 
-    def last(self, c: exp.Expression) -> exp.Expression: ...
+    def last(self, c: exp.Expr) -> exp.Expr: ...
 
-    def transform_indexed(
-        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
-    ) -> exp.Expression:
+    def transform_indexed(self, c: exp.Expr, var: str, index_var: str, body: exp.Expr) -> exp.Expr:
         """``transform`` whose lambda also binds ``index_var`` (the compiler uses it 0-based)."""
         ...
 
-    def index_value(self, index_var: str) -> exp.Expression:
+    def index_value(self, index_var: str) -> exp.Expr:
         """The 0-based index bound by ``transform_indexed``."""
         ...
 
-    def raise_error(self, message: str) -> exp.Expression: ...
+    def raise_error(self, message: str) -> exp.Expr: ...
 
 
 class DuckDBDialect:
@@ -96,33 +103,35 @@ class DuckDBDialect:
 
     name = "duckdb"
 
-    def empty(self) -> exp.Expression:
-        return template("CAST([] AS JSON[])", "duckdb")
+    def empty(self) -> exp.Expr:
+        return template("CAST([] AS JSON[])", read="duckdb")
 
-    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+    def children(self, e: exp.Expr, key: str) -> exp.Expr:
         sql = (
             f"CASE WHEN json_type(json_extract(_e, '$.{key}')) = 'ARRAY' "
             f"THEN CAST(json_extract(_e, '$.{key}') AS JSON[]) "
             f"WHEN coalesce(json_type(json_extract(_e, '$.{key}')), 'NULL') = 'NULL' "
             f"THEN CAST([] AS JSON[]) ELSE [json_extract(_e, '$.{key}')] END"
         )
-        return template(sql, "duckdb", _e=e)
+        return template(sql, read="duckdb", _e=e)
 
-    def as_string(self, e: exp.Expression) -> exp.Expression:
-        return template("json_extract_string(_e, '$')", "duckdb", _e=e)
+    def as_string(self, e: exp.Expr) -> exp.Expr:
+        return template("json_extract_string(_e, '$')", read="duckdb", _e=e)
 
-    def as_double(self, e: exp.Expression) -> exp.Expression:
-        return template("TRY_CAST(_e AS DOUBLE)", "duckdb", _e=e)
+    def as_double(self, e: exp.Expr) -> exp.Expr:
+        return template("TRY_CAST(_e AS DOUBLE)", read="duckdb", _e=e)
 
-    def as_bigint(self, e: exp.Expression) -> exp.Expression:
-        return template("TRY_CAST(_e AS BIGINT)", "duckdb", _e=e)
+    def as_bigint(self, e: exp.Expr) -> exp.Expr:
+        return template("TRY_CAST(_e AS BIGINT)", read="duckdb", _e=e)
 
-    def as_boolean(self, e: exp.Expression) -> exp.Expression:
+    def as_boolean(self, e: exp.Expr) -> exp.Expr:
         return template(
-            "CASE WHEN json_type(_e) = 'BOOLEAN' THEN TRY_CAST(_e AS BOOLEAN) END", "duckdb", _e=e
+            "CASE WHEN json_type(_e) = 'BOOLEAN' THEN TRY_CAST(_e AS BOOLEAN) END",
+            read="duckdb",
+            _e=e,
         )
 
-    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+    def is_kind(self, e: exp.Expr, kind: str) -> exp.Expr:
         types = {
             "string": "('VARCHAR')",
             "integer": "('BIGINT', 'UBIGINT')",
@@ -130,29 +139,29 @@ class DuckDBDialect:
             "boolean": "('BOOLEAN')",
             "object": "('OBJECT')",
         }[kind]
-        return template(f"coalesce(json_type(_e) IN {types}, FALSE)", "duckdb", _e=e)
+        return template(f"coalesce(json_type(_e) IN {types}, FALSE)", read="duckdb", _e=e)
 
-    def to_element(self, scalar: exp.Expression) -> exp.Expression:
-        return template("to_json(_s)", "duckdb", _s=scalar)
+    def to_element(self, scalar: exp.Expr) -> exp.Expr:
+        return template("to_json(_s)", read="duckdb", _s=scalar)
 
-    def first(self, c: exp.Expression) -> exp.Expression:
-        return template("_c[1]", "duckdb", _c=c)
+    def first(self, c: exp.Expr) -> exp.Expr:
+        return template("_c[1]", read="duckdb", _c=c)
 
-    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
-        return template("list_slice(_c, _s + 1, _s + 1)", "duckdb", _c=c, _s=start0)
+    def slice(self, c: exp.Expr, start0: exp.Expr) -> exp.Expr:
+        return template("list_slice(_c, _s + 1, _s + 1)", read="duckdb", _c=c, _s=start0)
 
-    def last(self, c: exp.Expression) -> exp.Expression:
-        return template("list_slice(_c, -1, -1)", "duckdb", _c=c)
+    def last(self, c: exp.Expr) -> exp.Expr:
+        return template("list_slice(_c, -1, -1)", read="duckdb", _c=c)
 
-    def transform_indexed(
-        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
-    ) -> exp.Expression:
-        return template(f"list_transform(_c, lambda {var}, {index_var}: _b)", "duckdb", _c=c, _b=body)
+    def transform_indexed(self, c: exp.Expr, var: str, index_var: str, body: exp.Expr) -> exp.Expr:
+        return template(
+            f"list_transform(_c, lambda {var}, {index_var}: _b)", read="duckdb", _c=c, _b=body
+        )
 
-    def index_value(self, index_var: str) -> exp.Expression:
-        return template(f"{index_var} - 1", "duckdb")
+    def index_value(self, index_var: str) -> exp.Expr:
+        return template(f"{index_var} - 1", read="duckdb")
 
-    def raise_error(self, message: str) -> exp.Expression:
+    def raise_error(self, message: str) -> exp.Expr:
         return exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])
 
 
@@ -161,37 +170,38 @@ class SparkDialect:
 
     name = "spark"
 
-    def empty(self) -> exp.Expression:
+    def empty(self) -> exp.Expr:
         return template("CAST(array() AS ARRAY<VARIANT>)")
 
-    def children(self, e: exp.Expression, key: str) -> exp.Expression:
+    def children(self, e: exp.Expr, key: str) -> exp.Expr:
         path = f"'$.{key}'"
         sql = (
             f"CASE WHEN try_variant_get(_e, {path}, 'array<variant>') IS NOT NULL "
             f"THEN try_variant_get(_e, {path}, 'array<variant>') "
-            f"WHEN coalesce(is_variant_null(try_variant_get(_e, {path}, 'variant')), TRUE) "
+            f"WHEN try_variant_get(_e, {path}, 'variant') IS NULL "
+            f"OR is_variant_null(try_variant_get(_e, {path}, 'variant')) "
             f"THEN CAST(array() AS ARRAY<VARIANT>) "
             f"ELSE array(try_variant_get(_e, {path}, 'variant')) END"
         )
         return template(sql, _e=e)
 
-    def as_string(self, e: exp.Expression) -> exp.Expression:
+    def as_string(self, e: exp.Expr) -> exp.Expr:
         return template("try_variant_get(_e, '$', 'string')", _e=e)
 
-    def as_double(self, e: exp.Expression) -> exp.Expression:
+    def as_double(self, e: exp.Expr) -> exp.Expr:
         return template("try_variant_get(_e, '$', 'double')", _e=e)
 
-    def as_bigint(self, e: exp.Expression) -> exp.Expression:
+    def as_bigint(self, e: exp.Expr) -> exp.Expr:
         return template("try_variant_get(_e, '$', 'bigint')", _e=e)
 
-    def as_boolean(self, e: exp.Expression) -> exp.Expression:
+    def as_boolean(self, e: exp.Expr) -> exp.Expr:
         return template(
             "CASE WHEN schema_of_variant(_e) = 'BOOLEAN' "
             "THEN try_variant_get(_e, '$', 'boolean') END",
             _e=e,
         )
 
-    def is_kind(self, e: exp.Expression, kind: str) -> exp.Expression:
+    def is_kind(self, e: exp.Expr, kind: str) -> exp.Expr:
         tests = {
             "string": "schema_of_variant(_e) = 'STRING'",
             "integer": "schema_of_variant(_e) IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT')",
@@ -202,13 +212,13 @@ class SparkDialect:
         }[kind]
         return template(f"coalesce({tests}, FALSE)", _e=e)
 
-    def to_element(self, scalar: exp.Expression) -> exp.Expression:
+    def to_element(self, scalar: exp.Expr) -> exp.Expr:
         return template("CAST(_s AS VARIANT)", _s=scalar)
 
-    def first(self, c: exp.Expression) -> exp.Expression:
+    def first(self, c: exp.Expr) -> exp.Expr:
         return template("try_element_at(_c, 1)", _c=c)
 
-    def slice(self, c: exp.Expression, start0: exp.Expression) -> exp.Expression:
+    def slice(self, c: exp.Expr, start0: exp.Expr) -> exp.Expr:
         return template(
             "CASE WHEN _s >= 0 AND _s < size(_c) THEN slice(_c, _s + 1, 1) "
             "ELSE CAST(array() AS ARRAY<VARIANT>) END",
@@ -216,21 +226,19 @@ class SparkDialect:
             _s=start0,
         )
 
-    def last(self, c: exp.Expression) -> exp.Expression:
+    def last(self, c: exp.Expr) -> exp.Expr:
         return template(
             "CASE WHEN size(_c) > 0 THEN slice(_c, -1, 1) ELSE CAST(array() AS ARRAY<VARIANT>) END",
             _c=c,
         )
 
-    def transform_indexed(
-        self, c: exp.Expression, var: str, index_var: str, body: exp.Expression
-    ) -> exp.Expression:
+    def transform_indexed(self, c: exp.Expr, var: str, index_var: str, body: exp.Expr) -> exp.Expr:
         return template(f"transform(_c, ({var}, {index_var}) -> _b)", _c=c, _b=body)
 
-    def index_value(self, index_var: str) -> exp.Expression:
+    def index_value(self, index_var: str) -> exp.Expr:
         return exp.column(index_var)
 
-    def raise_error(self, message: str) -> exp.Expression:
+    def raise_error(self, message: str) -> exp.Expr:
         return exp.Anonymous(this="raise_error", expressions=[exp.Literal.string(message)])
 
 

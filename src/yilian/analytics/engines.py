@@ -58,9 +58,15 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def run_view(self, view: Mapping[str, object] | ViewDefinition) -> pa.Table:
-        """Validate, compile and run ``view``; columns come back in the view's order."""
-        compiled = compile_view(view, self.dialect)
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns no rows (DDL)."""
+
+    def run_view(
+        self, view: Mapping[str, object] | ViewDefinition, *, table: str = RESOURCE_TABLE
+    ) -> pa.Table:
+        """Validate, compile and run ``view`` over ``table``; columns in the view's order."""
+        compiled = compile_view(view, self.dialect, table=table)
         return self.query(compiled.sql)
 
     def __enter__(self) -> Engine:
@@ -116,6 +122,12 @@ class DuckDBEngine(Engine):
         except Exception as exc:  # duckdb raises many exception classes; keep its message
             raise ViewExecutionError(f"duckdb: {exc}") from exc
 
+    def execute(self, sql: str) -> None:
+        try:
+            self._con.execute(sql).fetchall()
+        except Exception as exc:  # keep the engine's message
+            raise ViewExecutionError(f"duckdb: {exc}") from exc
+
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)
 
@@ -158,8 +170,8 @@ class SparkEngine(Engine):
         return int(frame.count())
 
     def load_resources(self, resources: Iterable[Mapping[str, Any]]) -> int:
-        raw = _raw_table(resources)
-        frame = self._spark.createDataFrame(raw.to_pandas() if raw.num_rows else [], "resource_type string, id string, raw string")
+        rows = [(r.get("resourceType"), r.get("id"), json.dumps(r)) for r in resources]
+        frame = self._spark.createDataFrame(rows, "resource_type string, id string, raw string")
         return self._publish(frame.selectExpr("resource_type", "id", "parse_json(raw) AS resource"))
 
     def load_ndjson(self, paths: Sequence[Path]) -> int:
@@ -179,8 +191,11 @@ class SparkEngine(Engine):
         except Exception as exc:  # py4j/pyspark raise many classes; keep the message
             raise ViewExecutionError(f"spark: {str(exc).splitlines()[0]}") from exc
 
+    def execute(self, sql: str) -> None:
+        self.query(sql)
+
     def register(self, name: str, table: pa.Table) -> None:
-        self._spark.createDataFrame(table.to_pandas()).createOrReplaceTempView(name)
+        self._spark.createDataFrame(table).createOrReplaceTempView(name)
 
     def close(self) -> None:
         """Leave the session running: it is shared (start-up costs seconds)."""

@@ -123,9 +123,7 @@ def _require_object(value: object, element: str) -> Mapping[str, Any]:
 
 def _path(value: object, element: str) -> Node:
     if not isinstance(value, str):
-        raise ViewDefinitionError(
-            element, f"must be a FHIRPath string, got {type(value).__name__}"
-        )
+        raise ViewDefinitionError(element, f"must be a FHIRPath string, got {type(value).__name__}")
     return parse(value, element)
 
 
