@@ -25,6 +25,7 @@ from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.searchparams.registry import resource_types
 from yilian.fhir.service import FhirService, parse_query
 from yilian.fhir.store import HistoryEntry, format_instant
+from yilian.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -33,7 +34,7 @@ FHIR_JSON = "application/fhir+json"
 def fhir_response(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
@@ -33,6 +32,7 @@ from yilian.fhir.errors import Issue, invalid, not_found, operation_outcome
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.searchparams.registry import resource_types
 from yilian.fhir.store import Access, format_instant
+from yilian.jsonutil import dumps
 
 router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"])
 
@@ -297,7 +297,7 @@ def import_result(
         with (out_dir / "OperationOutcome.ndjson").open("wb") as out:
             for error in report.errors:
                 outcome = operation_outcome([Issue(str(error), code="invalid")])
-                out.write(orjson.dumps(outcome) + b"\n")
+                out.write(dumps(outcome) + b"\n")
         errors.append(
             {
                 "type": "OperationOutcome",
@@ -337,7 +337,7 @@ def job_status(job_id: str, runtime: RuntimeDep) -> Response:
     if job.status == jobs.FAILED:
         issue = Issue(f"the {job.kind} job failed: {job.error}", code="exception")
         return fhir_response(operation_outcome([issue]), 500)
-    return Response(orjson.dumps(job.result), status_code=200, media_type="application/json")
+    return Response(dumps(job.result), status_code=200, media_type="application/json")
 
 
 @router.delete("/$bulk-status/{job_id}")

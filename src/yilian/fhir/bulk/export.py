@@ -17,13 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Select, exists, select
 
 from yilian.db import unit_of_work
 from yilian.fhir.compartment import patient_compartment
 from yilian.fhir.models import ReferenceIndex, ResourceRow
 from yilian.fhir.runtime import Runtime
+from yilian.jsonutil import dumps
 
 LEVELS = ("system", "patient", "instance")
 
@@ -115,7 +115,7 @@ def run_export(
         with unit_of_work(runtime.sessions) as session, path.open("wb") as out:
             query = type_query(request, res_type, until).execution_options(yield_per=1000)
             for content in session.execute(query).scalars():
-                out.write(orjson.dumps(content))
+                out.write(dumps(content))
                 out.write(b"\n")
                 count += 1
         if count:

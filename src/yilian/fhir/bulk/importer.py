@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import select, update
 
 from yilian.db import unit_of_work
@@ -40,6 +39,7 @@ from yilian.fhir.bulk.sources import (
 from yilian.fhir.bundle import BundleProcessor
 from yilian.fhir.errors import FhirError, invalid
 from yilian.fhir.runtime import RequestContext, Runtime
+from yilian.jsonutil import dumps
 
 
 @dataclass
@@ -306,7 +306,7 @@ class Loader:
     def _entry_chunks(self, state: _File, resources: list[Any]) -> Iterator[Chunk]:
         """Bundle entries as numbered "lines" (entry 1, 2, …), resuming after ``state.line``."""
         size = self.options.batch_size
-        numbered = [(i + 1, orjson.dumps(r)) for i, r in enumerate(resources) if i >= state.line]
+        numbered = [(i + 1, dumps(r)) for i, r in enumerate(resources) if i >= state.line]
         for start in range(0, len(numbered), size):
             part = numbered[start : start + size]
             yield Chunk(part, 0, part[-1][0], state.size)

@@ -22,6 +22,7 @@ from yilian.fhir.models import INDEX_TABLES
 from yilian.fhir.searchparams.extract import extract_index_rows
 from yilian.fhir.store import format_instant
 from yilian.fhir.validation import validate_resource
+from yilian.jsonutil import dumps
 
 # FHIR R4 id datatype: [A-Za-z0-9\-\.]{1,64} (http://hl7.org/fhir/R4/datatypes.html#id).
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -124,7 +125,7 @@ def _prepare_line(
         res_id,
         given is not None,
         now,
-        orjson.dumps(stored).decode(),
+        dumps(stored).decode(),
         index,
         patients,
     )
@@ -154,4 +155,4 @@ def restamp(content: str, version: int) -> str:
     """The stored JSON with a later version number (the id already existed)."""
     stored = orjson.loads(content)
     stored["meta"]["versionId"] = str(version)
-    return orjson.dumps(stored).decode()
+    return dumps(stored).decode()
