@@ -1,0 +1,1 @@
+"""Analytics on the record: SQL-on-FHIR v2 views on DuckDB and Spark."""
