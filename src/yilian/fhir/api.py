@@ -8,8 +8,11 @@ OperationOutcome in ``install_error_handlers``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 import orjson
@@ -29,6 +32,7 @@ from yilian.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # http://hl7.org/fhir/R4/datatypes.html#id
 
 
 def fhir_response(
@@ -88,9 +92,7 @@ def check_type(res_type: str) -> str:
 
 
 def check_id(res_type: str, res_id: str) -> None:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9\-\.]{1,64}", res_id):
+    if not ID_PATTERN.fullmatch(res_id):
         raise invalid(
             f"'{res_id}' is not a valid FHIR id", expression=f"{res_type}.id", rule="id-format"
         )
@@ -132,9 +134,6 @@ def write_headers(base_url: str, resource: dict[str, Any]) -> dict[str, str]:
 
 
 def http_date(instant: str) -> str:
-    from datetime import datetime
-    from email.utils import format_datetime
-
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
     return format_datetime(moment, usegmt=True)
 
@@ -171,8 +170,6 @@ def history_bundle(
 
 
 def history_params(request: Request) -> dict[str, Any]:
-    from datetime import datetime
-
     params: dict[str, Any] = {}
     q = request.query_params
     try:
@@ -188,8 +185,6 @@ def history_params(request: Request) -> dict[str, Any]:
         raise invalid(f"bad history parameter: {exc}", rule="history-parameters") from exc
     for key in ("since", "at"):
         if key in params and params[key].tzinfo is not None:
-            from datetime import UTC
-
             params[key] = params[key].astimezone(UTC).replace(tzinfo=None)
     return params
 
