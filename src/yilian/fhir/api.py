@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -32,6 +33,8 @@ from yilian.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
+DEFAULT_HISTORY_COUNT = 100  # must match ResourceStore.history's default page size
+MAX_HISTORY_COUNT = 1000
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # http://hl7.org/fhir/R4/datatypes.html#id
 
 
@@ -138,8 +141,30 @@ def http_date(instant: str) -> str:
     return format_datetime(moment, usegmt=True)
 
 
+def history_links(
+    request: Request, entries: list[HistoryEntry], total: int
+) -> list[dict[str, str]]:
+    """self/next/previous links; later pages pin ``_at`` so new versions cannot shift them."""
+    q = dict(request.query_params)
+    offset = int(q.get("_offset", "0") or 0)
+    count = int(q.get("_count", str(DEFAULT_HISTORY_COUNT)) or DEFAULT_HISTORY_COUNT)
+    if "_at" not in q and entries:
+        q["_at"] = format_instant(entries[0].last_updated)
+    base = str(request.url).split("?", 1)[0]
+
+    def page(start: int) -> str:
+        return f"{base}?{urlencode(q | {'_offset': str(start), '_count': str(count)})}"
+
+    links = [{"relation": "self", "url": str(request.url)}]
+    if offset + count < total and count > 0:
+        links.append({"relation": "next", "url": page(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": page(max(0, offset - count))})
+    return links
+
+
 def history_bundle(
-    base_url: str, entries: list[HistoryEntry], total: int, self_url: str
+    base_url: str, entries: list[HistoryEntry], total: int, request: Request
 ) -> dict[str, Any]:
     items = []
     for e in entries:
@@ -164,7 +189,7 @@ def history_bundle(
         "resourceType": "Bundle",
         "type": "history",
         "total": total,
-        "link": [{"relation": "self", "url": self_url}],
+        "link": history_links(request, entries, total),
         "entry": items,
     }
 
@@ -174,7 +199,7 @@ def history_params(request: Request) -> dict[str, Any]:
     q = request.query_params
     try:
         if "_count" in q:
-            params["count"] = max(0, min(int(q["_count"]), 1000))
+            params["count"] = max(0, min(int(q["_count"]), MAX_HISTORY_COUNT))
         if "_since" in q:
             params["since"] = datetime.fromisoformat(q["_since"].replace("Z", "+00:00"))
         if "_at" in q:
@@ -229,7 +254,7 @@ async def transaction_or_batch(request: Request, runtime: RuntimeDep, ctx: Conte
 def system_history(request: Request, runtime: RuntimeDep, ctx: ContextDep) -> Response:
     with service_for(runtime, ctx) as service:
         entries, total = service.store.history(**history_params(request))
-        return fhir_response(history_bundle(runtime.base_url, entries, total, str(request.url)))
+        return fhir_response(history_bundle(runtime.base_url, entries, total, request))
 
 
 @router.get("/{res_type}")
@@ -308,7 +333,7 @@ def type_history(res_type: str, request: Request, runtime: RuntimeDep, ctx: Cont
     check_type(res_type)
     with service_for(runtime, ctx) as service:
         entries, total = service.store.history(res_type, **history_params(request))
-        return fhir_response(history_bundle(runtime.base_url, entries, total, str(request.url)))
+        return fhir_response(history_bundle(runtime.base_url, entries, total, request))
 
 
 @router.api_route("/Patient/{res_id}/$everything", methods=["GET", "POST"])
@@ -370,7 +395,7 @@ def instance_history(
     check_id(res_type, res_id)
     with service_for(runtime, ctx) as service:
         entries, total = service.store.history(res_type, res_id, **history_params(request))
-        return fhir_response(history_bundle(runtime.base_url, entries, total, str(request.url)))
+        return fhir_response(history_bundle(runtime.base_url, entries, total, request))
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}")
