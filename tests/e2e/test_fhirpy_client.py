@@ -71,8 +71,12 @@ def test_create_search_update_transaction(server_url: str) -> None:
                     "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
                     "subject": {"reference": f"Patient/{patient.id}"},
                     "effectiveDateTime": "2026-11-01T09:30:00+08:00",
-                    "valueQuantity": {"value": 152, "unit": "mmHg",
-                                      "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+                    "valueQuantity": {
+                        "value": 152,
+                        "unit": "mmHg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
                 },
                 "request": {"method": "POST", "url": "Observation"},
             }
@@ -82,7 +86,9 @@ def test_create_search_update_transaction(server_url: str) -> None:
     assert response["type"] == "transaction-response"
     observations = (
         client.resources("Observation")
-        .search(subject=f"Patient/{patient.id}", code="http://loinc.org|8480-6", date__ge="2026-10-01")
+        .search(
+            subject=f"Patient/{patient.id}", code="http://loinc.org|8480-6", date__ge="2026-10-01"
+        )
         .fetch()
     )
     assert len(observations) == 1

@@ -64,7 +64,9 @@ def test_concurrent_writers_keep_one_unbroken_chain(engine: Engine) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(8)))
     with session_factory(engine)() as session:
-        seqs = list(session.execute(select(AuditEntryRow.seq).order_by(AuditEntryRow.seq)).scalars())
+        seqs = list(
+            session.execute(select(AuditEntryRow.seq).order_by(AuditEntryRow.seq)).scalars()
+        )
         assert seqs == list(range(1, 49))
         report = verify(session)
         assert report.ok and report.checked == 48
