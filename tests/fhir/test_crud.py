@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+
 from tests.fhir.conftest import FhirClient, patient
+from yilian.fhir.errors import FhirError
+from yilian.fhir.runtime import RequestContext, Runtime
 
 
 def test_create_assigns_id_and_headers(client: FhirClient) -> None:
@@ -82,3 +88,25 @@ def test_metadata_is_a_truthful_capability_statement(client: FhirClient) -> None
     names = {p["name"] for p in patient_entry["searchParam"]}
     assert {"identifier", "name", "birthdate", "_id", "_lastUpdated"} <= names
     assert not any(p["type"] == "composite" for p in patient_entry["searchParam"])
+
+
+def test_concurrent_if_match_updates_have_one_winner(engine: Engine) -> None:
+    runtime = Runtime(engine, "http://testserver/fhir")
+    ctx = RequestContext.system("system/test")
+    with runtime.transaction(ctx) as service:
+        pid = service.store.create(patient()).resource["id"]
+
+    def update(n: int) -> int:
+        try:
+            with runtime.transaction(ctx) as service:
+                body = patient(given=f"并发{n}") | {"id": pid}
+                service.store.update("Patient", pid, body, if_match=1)
+            return 200
+        except FhirError as error:
+            return error.status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(update, range(8)))
+    assert sorted(statuses) == [200] + [412] * 7
+    with runtime.transaction(ctx) as service:
+        assert service.store.read("Patient", pid)["meta"]["versionId"] == "2"
