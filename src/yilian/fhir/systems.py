@@ -40,3 +40,27 @@ def mrn_system(facility_uscc: str) -> str:
 def local_lab_system(facility_uscc: str) -> str:
     """The code system of one facility's local laboratory codes."""
     return f"{LOCAL_LAB_PREFIX}{facility_uscc}"
+
+
+# --- Added for the synthetic district (src/yilian/synth, docs/synth.md) -------------------------
+# yilian's own code systems and identifier systems (no citable national URI: docs/identifiers.md).
+HOUSEHOLD = f"{_YILIAN}/sid/household"  # 户号: a household (Group) number, synthetic
+TOWNSHIP = f"{_YILIAN}/CodeSystem/cn-township"  # 9-digit 乡级区划代码 of a 街道/镇 (GB/T 10114)
+DEPARTMENT = f"{_YILIAN}/CodeSystem/department"  # 科室: general-practice, fever-clinic, ...
+FAMILY_DOCTOR_CONTRACT = f"{_YILIAN}/CodeSystem/family-doctor-contract"  # 1+1+1 roles
+# Extensions (Extension.url).
+EXT_GEOLOCATION = "http://hl7.org/fhir/StructureDefinition/geolocation"  # HL7 core extension
+EXT_SUBDISTRICT = f"{_YILIAN}/StructureDefinition/subdistrict"  # Address: valueCoding TOWNSHIP
+EXT_FACILITY_CAPACITY = f"{_YILIAN}/StructureDefinition/facility-capacity"  # Location: beds ...
+# HL7 terminology code systems (public URIs).
+HL7_ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+HL7_PRACTITIONER_ROLE = "http://terminology.hl7.org/CodeSystem/practitioner-role"
+HL7_OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+HL7_CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+HL7_CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+HL7_CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+HL7_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"  # Encounter.class
+HL7_DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"  # report category
+HL7_LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+HL7_TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
+HL7_EPISODE_OF_CARE_TYPE = "http://terminology.hl7.org/CodeSystem/episodeofcare-type"
