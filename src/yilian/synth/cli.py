@@ -82,5 +82,6 @@ def synth(
     console.print(table)
     console.print(
         f"{generator.residents:,} residents, {total:,} resources in {elapsed:.1f} s "
-        f"({total / elapsed:,.0f} resources/s) -> {out}\nnext: yilian load {out}"
+        f"({total / elapsed:,.0f} resources/s) -> {out}\nnext: yilian load {out}",
+        soft_wrap=True,
     )
