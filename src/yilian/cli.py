@@ -46,9 +46,11 @@ def _mount() -> None:
     from yilian.analytics.cli import sql
     from yilian.audit.cli import app as audit_app
     from yilian.fhir.bulk.cli import export, load
+    from yilian.synth.cli import synth
 
     app.command(help="Bulk-load NDJSON or Bundle files (resumable, validated).")(load)
     app.command(help="Export resources as NDJSON (FHIR Bulk Data layout).")(export)
+    app.command(help="Generate a synthetic Changning district as FHIR NDJSON.")(synth)
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
     app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
     app.command("sql", help="Run SQL over the materialised views.")(sql)
