@@ -8,7 +8,9 @@ store as a FHIR AuditEvent (id ``audit-{seq}``) so it is searchable like any oth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -41,17 +43,25 @@ class AuditBuffer:
     def record(self, _session: Session, access: Access) -> None:
         self.pending.append(access)
 
-    def flush(self, session: Session) -> None:
-        """Append every buffered access to the chain and project each as an AuditEvent."""
+    def flush(
+        self, session: Session, project: Callable[[list[dict[str, Any]]], None] | None = None
+    ) -> None:
+        """Append every buffered access to the chain and project each as an AuditEvent.
+
+        ``project`` writes the AuditEvents instead of ``ResourceStore.create`` (the bulk loader
+        writes them with its batch writer, as ``POST``-created version 1 like the store does).
+        """
         if not self.pending:
             return
         accesses = [self._merged()] if self.merge_as else self.pending
         entries = [self._input(a) for a in accesses]
         self.pending = []
-        records = append_batch(session, entries)
+        events = [to_audit_event(record) for record in append_batch(session, entries)]
+        if project is not None:
+            project(events)
+            return
         store = ResourceStore(session, StoreOptions(validate=False, audit=None))
-        for record in records:
-            event = to_audit_event(record)
+        for event in events:
             store.create(event, res_id=event["id"])
         store.flush()
 

@@ -227,10 +227,13 @@ class Loader:
         """Keep the workers busy while writing ready chunks in order (bounded look-ahead)."""
         depth = max(2, 2 * self.options.workers)
         expected = self.options.expected_types.get(state.path)
+        copy_text = self.runtime.engine.dialect.name == "postgresql"  # see BatchWriter
         pending: deque[tuple[Chunk, Future[PreparedChunk]]] = deque()
         try:
             for chunk in chunks:
-                future = pool.submit(prepare_chunk, chunk.lines, self.options.validate, expected)
+                future = pool.submit(
+                    prepare_chunk, chunk.lines, self.options.validate, expected, copy_text
+                )
                 pending.append((chunk, future))
                 if len(pending) > depth:
                     self._commit(state, *pending.popleft())

@@ -1,8 +1,9 @@
 """The CPU-heavy half of a bulk load, run in worker processes: parse, validate, stamp, index.
 
 Everything here is a pure function of the input lines, so chunks can be prepared in any process
-while the main process writes earlier chunks. Results are plain tuples (cheap to pickle) in the
-column order of the tables they are written to (``index_columns``).
+while the main process writes earlier chunks. Index rows come either as plain tuples in the column
+order of their tables (``index_columns``; SQLite's ``executemany``) or, for PostgreSQL, already as
+``COPY`` text (``copytext``), so the writer does almost no Python per row.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from yilian.fhir.bulk.copytext import marked_lines
 from yilian.fhir.compartment import patients_of
 from yilian.fhir.errors import FhirError
 from yilian.fhir.models import INDEX_TABLES
@@ -30,7 +32,11 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 @dataclass(slots=True)
 class Prepared:
-    """One resource ready to write. ``content`` is its JSON with meta stamped as version 1."""
+    """One resource ready to write. ``content`` is its JSON with meta stamped as version 1.
+
+    Index rows are in ``index`` (tuples) or, when prepared as COPY text, in ``copy_index``
+    (index kind → lines starting with ``copytext.PK_MARK``); the other one is empty.
+    """
 
     line: int
     res_type: str
@@ -40,6 +46,7 @@ class Prepared:
     content: str
     index: dict[str, list[tuple[Any, ...]]]
     patients: tuple[str, ...]
+    copy_index: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,14 +79,21 @@ def describe(error: FhirError) -> str:
 
 
 def prepare_chunk(
-    lines: list[tuple[int, bytes]], validate: bool, expected_type: str | None = None
+    lines: list[tuple[int, bytes]],
+    validate: bool,
+    expected_type: str | None = None,
+    copy_text: bool = False,
 ) -> PreparedChunk:
-    """Prepare every line of a chunk; a bad line becomes a ``Rejected`` naming the problem."""
+    """Prepare every line of a chunk; a bad line becomes a ``Rejected`` naming the problem.
+
+    ``copy_text``: index rows as PostgreSQL COPY text (``Prepared.copy_index``) instead of tuples.
+    """
     chunk = PreparedChunk()
     now = datetime.now(UTC).replace(tzinfo=None)
     for number, raw in lines:
         try:
-            chunk.prepared.append(_prepare_line(number, raw, validate, expected_type, now))
+            prepared = _prepare_line(number, raw, validate, expected_type, now, copy_text)
+            chunk.prepared.append(prepared)
         except _Reject as exc:
             chunk.rejected.append(Rejected(number, str(exc)))
         except FhirError as exc:
@@ -92,7 +106,12 @@ class _Reject(Exception):
 
 
 def _prepare_line(
-    number: int, raw: bytes, validate: bool, expected_type: str | None, now: datetime
+    number: int,
+    raw: bytes,
+    validate: bool,
+    expected_type: str | None,
+    now: datetime,
+    copy_text: bool,
 ) -> Prepared:
     try:
         resource = orjson.loads(raw)
@@ -117,18 +136,32 @@ def _prepare_line(
             f"{res_type}.id: {given!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}}) [rule: id-format]"
         )
     res_id = given or str(uuid.uuid4())
-    stored = stamp(resource, res_id, 1, now)
-    index, patients = _index(stored)
-    return Prepared(
-        number,
-        res_type,
-        res_id,
-        given is not None,
-        now,
-        dumps(stored).decode(),
-        index,
-        patients,
+    return prepare_stored(
+        stamp(resource, res_id, 1, now), number, given is not None, now, copy_text
     )
+
+
+def prepare_stored(
+    stored: dict[str, Any], number: int, client_id: bool, now: datetime, copy_text: bool
+) -> Prepared:
+    """A stamped resource (``stamp``) with its index rows, ready for ``BatchWriter``."""
+    res_type, res_id = stored["resourceType"], stored["id"]
+    extracted = extract_index_rows(stored)
+    patients = tuple(patients_of(stored))
+    content = dumps(stored).decode()
+    if copy_text:
+        copy_index = {
+            kind: marked_lines(rows, index_columns(kind))
+            for kind, rows in extracted.items()
+            if rows
+        }
+        return Prepared(number, res_type, res_id, client_id, now, content, {}, patients, copy_index)
+    index = {
+        kind: [tuple(r.get(c) for c in index_columns(kind)) for r in rows]
+        for kind, rows in extracted.items()
+        if rows
+    }
+    return Prepared(number, res_type, res_id, client_id, now, content, index, patients)
 
 
 def stamp(resource: dict[str, Any], res_id: str, version: int, now: datetime) -> dict[str, Any]:
@@ -140,15 +173,6 @@ def stamp(resource: dict[str, Any], res_id: str, version: int, now: datetime) ->
     meta["lastUpdated"] = format_instant(now)
     stored["meta"] = meta
     return stored
-
-
-def _index(stored: dict[str, Any]) -> tuple[dict[str, list[tuple[Any, ...]]], tuple[str, ...]]:
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    for kind, found in extract_index_rows(stored).items():
-        if found:
-            columns = index_columns(kind)
-            rows[kind] = [tuple(r.get(c) for c in columns) for r in found]
-    return rows, tuple(patients_of(stored))
 
 
 def restamp(content: str, version: int) -> str:
