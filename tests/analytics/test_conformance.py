@@ -25,11 +25,6 @@ def _cases() -> list[Any]:
 
 CASES = _cases()
 
-# Spark's parse_json stores 1.0 as DECIMAL(1,0), losing the precision FHIRPath boundaries use
-# (docs/decisions/0003-sql-on-fhir-compiler.md). Checked both ways: if one starts passing,
-# the test fails until it is removed from this set.
-KNOWN_SPARK_GAPS = {("fn_boundary", 0), ("fn_boundary", 1)}
-
 
 def test_suite_is_present() -> None:
     assert len(CASES) == 134
@@ -40,7 +35,4 @@ def test_suite_case(any_engine: Engine, path: Path, index: int) -> None:
     suite = json.loads(path.read_text(encoding="utf-8"))
     any_engine.load_resources(suite["resources"])
     passed, reason = check_case(any_engine, suite["tests"][index])
-    if any_engine.dialect == "spark" and (path.stem, index) in KNOWN_SPARK_GAPS:
-        assert not passed, "now passes on Spark: remove it from KNOWN_SPARK_GAPS"
-        pytest.xfail(f"known Spark gap: {reason}")
     assert passed, reason

@@ -52,3 +52,32 @@ def test_multiple_values_without_collection_fail_at_run_time(any_engine: Engine)
     view = {"resource": "Patient", "select": [{"column": [{"name": "g", "path": "name.given"}]}]}
     with pytest.raises(ViewExecutionError, match=r"select\[0\]\.column\[0\]\.path"):
         any_engine.run_view(view)
+
+
+def test_decimal_precision_survives_ndjson_load(any_engine: Engine, tmp_path: Path) -> None:
+    # Written as text: 1.50 must keep its two decimals (FHIR R4 decimal), 2 stays an integer.
+    path = tmp_path / "Observation.ndjson"
+    path.write_text(
+        '{"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "t"}, '
+        '"valueQuantity": {"value": 1.50, "unit": "mg"}, "note": [{"text": "1.0"}]}\n',
+        encoding="utf-8",
+    )
+    any_engine.load_ndjson([path])
+    view = {
+        "resource": "Observation",
+        "select": [
+            {
+                "column": [
+                    {"name": "v", "path": "value.ofType(Quantity).value", "type": "decimal"},
+                    {"name": "low", "path": "value.ofType(Quantity).value.lowBoundary()"},
+                    {"name": "text", "path": "value.ofType(Quantity).value", "type": "string"},
+                    {"name": "note", "path": "note.text", "type": "string"},
+                ]
+            }
+        ],
+    }
+    row = any_engine.run_view(view).to_pylist()[0]
+    assert row["v"] == pytest.approx(1.5)
+    assert float(row["low"]) == pytest.approx(1.495)
+    assert row["text"] == "1.50"
+    assert row["note"] == "1.0"

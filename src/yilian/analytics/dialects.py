@@ -99,9 +99,17 @@ class SqlDialect(Protocol):
 
 
 class DuckDBDialect:
-    """Resources as DuckDB ``JSON``; collections as ``JSON[]``; lambdas are 1-based."""
+    """Resources as DuckDB ``JSON``; collections as ``JSON[]``; lambdas are 1-based.
+
+    Decimals whose text DuckDB would normalise arrive as marked strings (decimal_text.py).
+    """
 
     name = "duckdb"
+
+    _STR = "json_extract_string(_e, '$')"
+    _MARKED = f"coalesce(json_type(_e) = 'VARCHAR' AND starts_with({_STR}, chr(1)), FALSE)"
+    # The element with a marked decimal re-read from its text.
+    _NUMBER = f"CASE WHEN {_MARKED} THEN CAST(substring({_STR}, 2) AS JSON) ELSE _e END"
 
     def empty(self) -> exp.Expr:
         return template("CAST([] AS JSON[])", read="duckdb")
@@ -116,13 +124,17 @@ class DuckDBDialect:
         return template(sql, read="duckdb", _e=e)
 
     def as_string(self, e: exp.Expr) -> exp.Expr:
-        return template("json_extract_string(_e, '$')", read="duckdb", _e=e)
+        return template(
+            f"CASE WHEN {self._MARKED} THEN substring({self._STR}, 2) ELSE {self._STR} END",
+            read="duckdb",
+            _e=e,
+        )
 
     def as_double(self, e: exp.Expr) -> exp.Expr:
-        return template("TRY_CAST(_e AS DOUBLE)", read="duckdb", _e=e)
+        return template(f"TRY_CAST({self._NUMBER} AS DOUBLE)", read="duckdb", _e=e)
 
     def as_bigint(self, e: exp.Expr) -> exp.Expr:
-        return template("TRY_CAST(_e AS BIGINT)", read="duckdb", _e=e)
+        return template(f"TRY_CAST({self._NUMBER} AS BIGINT)", read="duckdb", _e=e)
 
     def as_boolean(self, e: exp.Expr) -> exp.Expr:
         return template(
@@ -139,7 +151,12 @@ class DuckDBDialect:
             "boolean": "('BOOLEAN')",
             "object": "('OBJECT')",
         }[kind]
-        return template(f"coalesce(json_type(_e) IN {types}, FALSE)", read="duckdb", _e=e)
+        test = f"coalesce(json_type(_e) IN {types}, FALSE)"
+        if kind == "string":
+            test = f"({test} AND NOT {self._MARKED})"
+        elif kind == "decimal":
+            test = f"({test} OR {self._MARKED})"
+        return template(test, read="duckdb", _e=e)
 
     def to_element(self, scalar: exp.Expr) -> exp.Expr:
         return template("to_json(_s)", read="duckdb", _s=scalar)
@@ -166,9 +183,18 @@ class DuckDBDialect:
 
 
 class SparkDialect:
-    """Resources as Spark ``VARIANT`` (Spark ≥ 4.0); collections as ``ARRAY<VARIANT>``."""
+    """Resources as Spark ``VARIANT`` (Spark ≥ 4.0); collections as ``ARRAY<VARIANT>``.
+
+    Decimals whose text Spark would normalise arrive as marked strings (decimal_text.py):
+    ``_MARKED`` detects them, strings never see the marker, numbers are read from the text.
+    """
 
     name = "spark"
+
+    _STR = "try_variant_get(_e, '$', 'string')"
+    _MARKED = f"coalesce(startswith({_STR}, chr(1)), FALSE)"
+    # The element with a marked decimal re-parsed from its text (its value, scale dropped).
+    _NUMBER = f"CASE WHEN {_MARKED} THEN try_parse_json(substring({_STR}, 2)) ELSE _e END"
 
     def empty(self) -> exp.Expr:
         return template("CAST(array() AS ARRAY<VARIANT>)")
@@ -186,13 +212,16 @@ class SparkDialect:
         return template(sql, _e=e)
 
     def as_string(self, e: exp.Expr) -> exp.Expr:
-        return template("try_variant_get(_e, '$', 'string')", _e=e)
+        # A marked decimal's string form is its source text (FHIRPath toString keeps 1.0).
+        return template(
+            f"CASE WHEN {self._MARKED} THEN substring({self._STR}, 2) ELSE {self._STR} END", _e=e
+        )
 
     def as_double(self, e: exp.Expr) -> exp.Expr:
-        return template("try_variant_get(_e, '$', 'double')", _e=e)
+        return template(f"try_variant_get({self._NUMBER}, '$', 'double')", _e=e)
 
     def as_bigint(self, e: exp.Expr) -> exp.Expr:
-        return template("try_variant_get(_e, '$', 'bigint')", _e=e)
+        return template(f"try_variant_get({self._NUMBER}, '$', 'bigint')", _e=e)
 
     def as_boolean(self, e: exp.Expr) -> exp.Expr:
         return template(
@@ -203,10 +232,11 @@ class SparkDialect:
 
     def is_kind(self, e: exp.Expr, kind: str) -> exp.Expr:
         tests = {
-            "string": "schema_of_variant(_e) = 'STRING'",
+            "string": f"(schema_of_variant(_e) = 'STRING' AND NOT {self._MARKED})",
             "integer": "schema_of_variant(_e) IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT')",
             "decimal": "(schema_of_variant(_e) IN ('BIGINT', 'INT', 'SMALLINT', 'TINYINT', "
-            "'DOUBLE', 'FLOAT') OR startswith(schema_of_variant(_e), 'DECIMAL'))",
+            "'DOUBLE', 'FLOAT') OR startswith(schema_of_variant(_e), 'DECIMAL') "
+            f"OR {self._MARKED})",
             "boolean": "schema_of_variant(_e) = 'BOOLEAN'",
             "object": "startswith(schema_of_variant(_e), 'OBJECT')",
         }[kind]

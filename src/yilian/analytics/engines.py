@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from yilian.analytics.compiler import RESOURCE_TABLE, compile_view
+from yilian.analytics.decimal_text import duckdb_marking_sql, spark_marking_column
 from yilian.analytics.errors import ViewExecutionError
 from yilian.analytics.viewdef import ViewDefinition
 
@@ -103,17 +104,20 @@ class DuckDBEngine(Engine):
         self._con.register("_yilian_raw", raw)
         try:
             return self._create_from(
-                "SELECT resource_type, id, CAST(raw AS JSON) AS resource FROM _yilian_raw"
+                f"SELECT resource_type, id, CAST({duckdb_marking_sql('raw')} AS JSON) AS resource "
+                "FROM _yilian_raw"
             )
         finally:
             self._con.unregister("_yilian_raw")
 
     def load_ndjson(self, paths: Sequence[Path]) -> int:
         files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        marked = duckdb_marking_sql("CAST(json AS VARCHAR)")
         return self._create_from(
-            "SELECT json_extract_string(json, '$.resourceType') AS resource_type, "
-            "json_extract_string(json, '$.id') AS id, json AS resource "
-            f"FROM read_ndjson_objects([{files}])"
+            "SELECT json_extract_string(resource, '$.resourceType') AS resource_type, "
+            "json_extract_string(resource, '$.id') AS id, resource "
+            f"FROM (SELECT CAST({marked} AS JSON) AS resource "
+            f"FROM read_ndjson_objects([{files}]))"
         )
 
     def query(self, sql: str) -> pa.Table:
@@ -172,12 +176,19 @@ class SparkEngine(Engine):
     def load_resources(self, resources: Iterable[Mapping[str, Any]]) -> int:
         rows = [(r.get("resourceType"), r.get("id"), json.dumps(r)) for r in resources]
         frame = self._spark.createDataFrame(rows, "resource_type string, id string, raw string")
-        return self._publish(frame.selectExpr("resource_type", "id", "parse_json(raw) AS resource"))
+        return self._publish(self._parse(frame, "raw").drop("raw"))
+
+    @staticmethod
+    def _parse(frame: Any, text_column: str) -> Any:
+        """Add ``resource`` VARIANT parsed from ``text_column``, decimal text kept."""
+        from pyspark.sql import functions as f
+
+        marked = spark_marking_column(f.col(text_column))
+        return frame.withColumn("resource", f.parse_json(marked))
 
     def load_ndjson(self, paths: Sequence[Path]) -> int:
-        frame = self._spark.read.text([str(p) for p in paths]).selectExpr(
-            "parse_json(value) AS resource"
-        )
+        lines = self._spark.read.text([str(p) for p in paths])
+        frame = self._parse(lines, "value").select("resource")
         frame = frame.selectExpr(
             "variant_get(resource, '$.resourceType', 'string') AS resource_type",
             "variant_get(resource, '$.id', 'string') AS id",
