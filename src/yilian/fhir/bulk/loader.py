@@ -84,7 +84,11 @@ class PostgresSink:
             copy.write(block.encode())
 
     def copy_versions(self, current: list[tuple[int, str]]) -> None:
-        """History rows equal to the resources' current rows (pk, method), copied server-side."""
+        """History rows equal to the resources' current rows (pk, method), copied server-side.
+
+        A per-key index lookup (``LATERAL … OFFSET 0`` keeps the planner from turning it into a
+        hash join over the whole table, which it would do without fresh statistics).
+        """
         if not current:
             return
         self.session.execute(
@@ -95,7 +99,8 @@ class PostgresSink:
                 "false, r.content "
                 "FROM unnest(CAST(:pks AS bigint[]), CAST(:methods AS text[])) "
                 "WITH ORDINALITY AS m(pk, method, ord) "
-                "JOIN fhir_resource r ON r.pk = m.pk ORDER BY m.ord"
+                "CROSS JOIN LATERAL (SELECT * FROM fhir_resource WHERE pk = m.pk OFFSET 0) AS r "
+                "ORDER BY m.ord"
             ),
             {"pks": [pk for pk, _m in current], "methods": [m for _pk, m in current]},
         )
@@ -213,11 +218,13 @@ class BatchWriter:
         """(pk, version) of the ids that are already stored, locked against concurrent writers."""
         found: dict[Key, tuple[int, int]] = {}
         if isinstance(self.sink, PostgresSink):
-            # One round trip for the whole batch: the keys as two arrays joined to the table.
+            # One round trip for the whole batch, one unique-index probe per key (a plain join
+            # may become a hash join over the whole table when statistics are stale).
             query = text(
-                "SELECT r.pk, r.res_type, r.res_id, r.version_id FROM fhir_resource r "
-                "JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, i) "
-                "ON r.res_type = k.t AND r.res_id = k.i FOR UPDATE OF r"
+                "SELECT r.pk, r.res_type, r.res_id, r.version_id "
+                "FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, i) "
+                "CROSS JOIN LATERAL (SELECT pk, res_type, res_id, version_id FROM fhir_resource "
+                "WHERE res_type = k.t AND res_id = k.i FOR UPDATE) AS r"
             )
             params = {"types": [k[0] for k in keys], "ids": [k[1] for k in keys]}
             for pk, res_type, res_id, version in self.session.execute(query, params):
