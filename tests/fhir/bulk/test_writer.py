@@ -121,3 +121,16 @@ def test_each_batch_is_an_audit_event_naming_every_resource(
         ).scalars()
         assert {r["id"] for r in resources} <= set(targets)
     assert all(row.content["meta"]["versionId"] == "1" for row in stored)
+
+
+def test_marked_lines_fast_join_equals_escaping_each_value() -> None:
+    columns = ("a", "b", "c")
+    samples: list[object] = ["x", None, "tab\there", "nl\n", "back\\slash", "\x01", "\x02", "\\N"]
+    samples += [1.5, datetime(2024, 5, 1), True, "\r", "王"]
+    for value in samples:
+        rows = [{"a": "plain", "b": None, "c": value}, {"a": value, "c": "z"}]
+        expected = "".join(
+            copytext.PK_MARK + "\t" + "\t".join(copytext.field(r.get(c)) for c in columns) + "\n"
+            for r in rows
+        )
+        assert copytext.marked_lines(rows, columns) == expected, value
