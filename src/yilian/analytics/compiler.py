@@ -456,12 +456,16 @@ class _Compiler:
             f"{col.element}.path: {col.name!r} returned more than one value; "
             "use first() or set collection: true"
         )
-        return template(
+        # Bind the collection once (a one-element transform): it is used twice.
+        var = exp.column(self.fresh())
+        body = template(
             "CASE WHEN size(_c) > 1 THEN _err ELSE _v END",
-            _c=value.sql,
+            _c=var,
             _err=exp.cast(self.d.raise_error(message), sql_type(kind)),
-            _v=exp.cast(self.element_as(self.d.first(value.sql), kind), sql_type(kind)),
+            _v=exp.cast(self.element_as(self.d.first(var), kind), sql_type(kind)),
         )
+        bound = template(f"transform(array(_c), {var.name} -> _b)", _c=value.sql, _b=body)
+        return self.d.first(bound)
 
     def column_types(self, sel: Select) -> list[tuple[str, str]]:
         out = []

@@ -115,23 +115,23 @@ class DuckDBDialect:
         return template("CAST([] AS JSON[])", read="duckdb")
 
     def children(self, e: exp.Expr, key: str) -> exp.Expr:
+        # Extract once and bind it (a one-element list_transform): every json_extract on the
+        # resource re-parses its text, so repeating it per CASE branch multiplied the cost.
         sql = (
-            f"CASE WHEN json_type(json_extract(_e, '$.{key}')) = 'ARRAY' "
-            f"THEN CAST(json_extract(_e, '$.{key}') AS JSON[]) "
-            f"WHEN coalesce(json_type(json_extract(_e, '$.{key}')), 'NULL') = 'NULL' "
-            f"THEN CAST([] AS JSON[]) ELSE [json_extract(_e, '$.{key}')] END"
+            f"list_transform([json_extract(_e, '$.{key}')], lambda jv: "
+            "CASE WHEN json_type(jv) = 'ARRAY' THEN CAST(jv AS JSON[]) "
+            "WHEN coalesce(json_type(jv), 'NULL') = 'NULL' THEN CAST([] AS JSON[]) "
+            "ELSE [jv] END)[1]"
         )
         return template(sql, read="duckdb", _e=e)
 
     def as_string(self, e: exp.Expr) -> exp.Expr:
-        return template(
-            f"CASE WHEN {self._MARKED} THEN substring({self._STR}, 2) ELSE {self._STR} END",
-            read="duckdb",
-            _e=e,
-        )
+        # A marked decimal's string form is its source text. Real strings never start with
+        # U+0001, so trimming it is exact and reads ``_e`` once.
+        return template(f"ltrim({self._STR}, chr(1))", read="duckdb", _e=e)
 
     def as_double(self, e: exp.Expr) -> exp.Expr:
-        return template(f"TRY_CAST({self._NUMBER} AS DOUBLE)", read="duckdb", _e=e)
+        return template(f"TRY_CAST(ltrim({self._STR}, chr(1)) AS DOUBLE)", read="duckdb", _e=e)
 
     def as_bigint(self, e: exp.Expr) -> exp.Expr:
         return template(f"TRY_CAST({self._NUMBER} AS BIGINT)", read="duckdb", _e=e)
