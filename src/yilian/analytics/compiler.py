@@ -367,17 +367,22 @@ class _Compiler:
         # Relative or absolute literal references end in Type/id, optionally /_history/vid
         # (FHIR R4 §2.3.0 "Literal references").
         ref = self.child_string(self.d.first(c), "reference")
-        key = template(
-            "nullif(regexp_extract(_r, "
-            "'([A-Za-z]+/[A-Za-z0-9.-]+)(/_history/[A-Za-z0-9.-]+)?$', 1), '')",
-            _r=ref,
-        )
         if not args:
-            return key
+            return template(
+                "nullif(regexp_extract(_r, "
+                "'([A-Za-z]+/[A-Za-z0-9.-]+)(/_history/[A-Za-z0-9.-]+)?$', 1), '')",
+                _r=ref,
+            )
         if not isinstance(args[0], Member) or args[0].base is not None:
             raise ViewDefinitionError(ctx.element, "getReferenceKey() takes a resource type name")
-        prefix = exp.Literal.string(args[0].name + "/")
-        return template("CASE WHEN startswith(_k, _p) THEN _k END", _k=key, _p=prefix)
+        if not args[0].name.isalpha():
+            raise ViewDefinitionError(ctx.element, "getReferenceKey() takes a resource type name")
+        # The type in the pattern: one regex per row (the last Type/id segment must be this
+        # type, so it starts the string or follows a '/').
+        pattern = f"(?:^|/)({args[0].name}/[A-Za-z0-9.-]+)(?:/_history/[A-Za-z0-9.-]+)?$"
+        return template(
+            "nullif(regexp_extract(_r, _p, 1), '')", _r=ref, _p=exp.Literal.string(pattern)
+        )
 
     def boundary(self, base: Value, low: bool, ctx: Ctx) -> Value:
         """lowBoundary()/highBoundary() (FHIRPath N2 §5.7) on the FHIR JSON text of the value."""
@@ -598,9 +603,10 @@ class _Compiler:
         for w in self.view.where:
             value = self.expr(w.path, replace(root, element=w.element))
             conditions.append(exp.func("coalesce", self.boolean(value, w.element), exp.false()))
+        source, (rows, *conditions) = self.d.scan(table, self.view.resource, [rows, *conditions])
         inner = (
             exp.select(exp.alias_(exp.func("explode", rows, dialect="spark"), "_row"))
-            .from_(table)
+            .from_(source)
             .where(exp.and_(*conditions))
         )
         outer = exp.select(

@@ -74,6 +74,25 @@ def deleted_keys(paths: Iterable[Path]) -> dict[str, set[str]]:
     return out
 
 
+def _first_type(path: Path) -> str | None:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                return str(json.loads(line).get("resourceType"))
+    return None
+
+
+def files_for_views(files: Sequence[Path], types: set[str]) -> list[Path]:
+    """The export files holding resources the views read.
+
+    Bulk Data export writes each file with resources of one type only ("Each file item SHALL
+    contain resources of only one type", https://hl7.org/fhir/uv/bulkdata/export.html), so the
+    first line names the type of the whole file; files of other types (Claim, EOB, …) are
+    skipped instead of being parsed for nothing.
+    """
+    return [p for p in files if _first_type(p) in types]
+
+
 def _load_state(out: Path) -> dict[str, Any]:
     path = out / STATE_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -98,7 +117,9 @@ def refresh(
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out)
     watermark = state.get("watermark") if incremental else None
-    loaded = engine.load_ndjson(files)
+    views = core_views()
+    needed = files_for_views(files, {str(v["resource"]) for v in views.values()})
+    loaded = engine.load_ndjson(needed) if needed else engine.load_resources([])
     table_name = "fhir_resources"
     if watermark is not None:
         # Only resources changed since the last refresh go through the views.
@@ -109,7 +130,7 @@ def refresh(
         table_name = "fhir_changed"
     gone = deleted_keys(deleted)
     rows: dict[str, int] = {}
-    for name, view in core_views().items():
+    for name, view in views.items():
         if on_view is not None:
             on_view(name)
         fresh = engine.run_view(view, table=table_name)
