@@ -226,6 +226,7 @@ class DuckDBDialect:
             f"FROM {table} WHERE resource_type = '{kind}'",
             "duckdb",
         ).copy()
+        assert isinstance(source, exp.Select)
         return source.subquery("_src"), rewritten
 
 
