@@ -24,7 +24,7 @@ ICD10_WHO = "http://hl7.org/fhir/sid/icd-10"  # WHO ICD-10, as HL7 names it (int
 LOINC = "http://loinc.org"  # LOINC, for laboratory and vital-sign observations
 SNOMED_CT = "http://snomed.info/sct"  # SNOMED CT, met in data from foreign systems (Synthea)
 LOCAL_LAB_PREFIX = f"{_YILIAN}/CodeSystem/lab/"  # a facility's own lab codes: + facility USCC
-ORGANIZATION_TIER = f"{_YILIAN}/CodeSystem/organization-tier"  # 三级/二级/一级 hospital grade
+ORGANIZATION_TIER = f"{_YILIAN}/CodeSystem/organization-tier"  # 分级诊疗 tier: municipal…station
 ORGANIZATION_TYPE = (
     f"{_YILIAN}/CodeSystem/organization-type"  # 医院, 社区卫生服务中心, 疾控中心 ...
 )
