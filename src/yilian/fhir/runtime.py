@@ -23,9 +23,11 @@ from yilian.fhir.auditing import Actor, AuditBuffer
 from yilian.fhir.bundle import BundleProcessor
 from yilian.fhir.errors import invalid
 from yilian.fhir.service import FhirService, parse_query
-from yilian.fhir.store import StoreOptions
+from yilian.fhir.store import StoreOptions, WriteHook
 
 T = TypeVar("T")
+# Builds one request's write hook from its context (who is asking): see StoreOptions.write_hooks.
+WriteHookFactory = Callable[["RequestContext"], WriteHook]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Runtime:
         self.base_url = base_url.rstrip("/")
         self.validate = validate
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.write_hooks: list[WriteHookFactory] = []  # domain rules on writes (referral)
 
     @contextmanager
     def transaction(
@@ -86,7 +89,8 @@ class Runtime:
         """
         with unit_of_work(self.sessions) as session:
             buffer = AuditBuffer(ctx.as_actor(), merge_as=audit_as)
-            options = StoreOptions(validate=self.validate, audit=buffer.record)
+            hooks = tuple(factory(ctx) for factory in self.write_hooks)
+            options = StoreOptions(validate=self.validate, audit=buffer.record, write_hooks=hooks)
             service = FhirService(session, self.base_url, options)
             yield service
             service.store.flush()

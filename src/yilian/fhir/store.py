@@ -46,6 +46,26 @@ class Access:
 AuditHook = Callable[[Session, Access], None]
 
 
+@dataclass(frozen=True)
+class WriteEvent:
+    """A create or update about to be written, as write hooks see it.
+
+    Hooks run inside the store's write path (``create``/``update``), so the REST routes, Bundle
+    transactions and batches and the domain services all pass through them; a hook raises a
+    ``FhirError`` to refuse the write or writes related resources through ``store`` (same
+    transaction). ``previous`` is the current content (None for a new resource).
+    """
+
+    store: ResourceStore
+    res_type: str
+    res_id: str | None
+    resource: dict[str, Any]
+    previous: dict[str, Any] | None
+
+
+WriteHook = Callable[[WriteEvent], None]
+
+
 @dataclass
 class WriteResult:
     """The outcome of a write: the stored resource and whether it was newly created."""
@@ -75,6 +95,7 @@ class HistoryEntry:
 class StoreOptions:
     validate: bool = True
     audit: AuditHook | None = None
+    write_hooks: tuple[WriteHook, ...] = ()  # e.g. slot booking (yilian.referral.booking)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
 
 
@@ -124,8 +145,11 @@ class ResourceStore:
             self.audit(Access("read", (f"{res_type}/{res_id}",), _patients(row.content)))
         return row.content
 
-    def current_row(self, res_type: str, res_id: str) -> ResourceRow | None:
-        return self._current(res_type, res_id)
+    def current_row(
+        self, res_type: str, res_id: str, *, for_update: bool = False
+    ) -> ResourceRow | None:
+        """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
+        return self._current(res_type, res_id, for_update=for_update)
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict[str, Any]:
         self.flush()
@@ -193,6 +217,7 @@ class ResourceStore:
         """Create with a server-assigned id, or ``res_id`` (``fresh_id``: one from ``new_id``)."""
         self._check(resource, None)
         res_type = resource["resourceType"]
+        self._run_hooks(res_type, res_id, resource, None)
         if res_id is None or fresh_id:  # a fresh UUID cannot collide: no lookup, no savepoint
             assigned = res_id or new_id()
             return self._write_new(resource, res_type, assigned, method="POST", fresh=True)
@@ -217,6 +242,8 @@ class ResourceStore:
                 rule="update-id-matches-url",
             )
         row = self._current(res_type, res_id, for_update=True)
+        previous = row.content if row is not None and not row.deleted else None
+        self._run_hooks(res_type, res_id, resource, previous)
         if row is None:
             if if_match is not None:
                 raise precondition_failed(
@@ -263,6 +290,16 @@ class ResourceStore:
         if self.options.audit is not None:
             self.options.audit(self.session, access)
 
+    def _run_hooks(
+        self,
+        res_type: str,
+        res_id: str | None,
+        resource: dict[str, Any],
+        previous: dict[str, Any] | None,
+    ) -> None:
+        for hook in self.options.write_hooks:
+            hook(WriteEvent(self, res_type, res_id, resource, previous))
+
     def _check(self, resource: Any, url_type: str | None) -> None:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise invalid(
@@ -287,7 +324,9 @@ class ResourceStore:
             ResourceRow.res_type == res_type, ResourceRow.res_id == res_id
         )
         if for_update:
-            query = query.with_for_update()
+            # populate_existing: a row already in the identity map must be re-read once the
+            # lock is held, or a concurrent writer's committed version would go unseen.
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
     def _stamp(

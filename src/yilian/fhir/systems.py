@@ -64,3 +64,26 @@ HL7_DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"  # repo
 HL7_LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 HL7_TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
 HL7_EPISODE_OF_CARE_TYPE = "http://terminology.hl7.org/CodeSystem/episodeofcare-type"
+
+# --- Added for tiered care (src/yilian/referral, docs/referral.md) ------------------------------
+# Slot channels: a Slot reserved for community referrals carries EXT_SLOT_CHANNEL (valueCode from
+# SLOT_CHANNEL) and EXT_SLOT_RELEASE_TIME (valueDateTime: when an unused slot returns to the
+# public pool); the channel is mirrored in Slot.meta.tag (SLOT_CHANNEL) so `_tag` can find them.
+SLOT_CHANNEL = f"{_YILIAN}/CodeSystem/slot-channel"  # community-referral | public
+EXT_SLOT_CHANNEL = f"{_YILIAN}/StructureDefinition/slot-reserved-channel"  # valueCode
+EXT_SLOT_RELEASE_TIME = f"{_YILIAN}/StructureDefinition/slot-release-time"  # valueDateTime
+EXT_SLOT_BOOKING_OPENS = f"{_YILIAN}/StructureDefinition/slot-booking-opens"  # valueDateTime
+EXT_SLOT_RELEASED = f"{_YILIAN}/StructureDefinition/slot-released-to-public"  # valueDateTime
+EXT_SCHEDULE_ORGANIZATION = f"{_YILIAN}/StructureDefinition/schedule-organization"  # valueRef
+CLINIC_LEVEL = f"{_YILIAN}/CodeSystem/clinic-level"  # expert (专家门诊) | general (普通门诊)
+# Referrals (ServiceRequest + Task).
+REFERRAL_DIRECTION = f"{_YILIAN}/CodeSystem/referral-direction"  # up (上转) | down (下转)
+REFERRAL_PRIORITY_GROUP = f"{_YILIAN}/CodeSystem/referral-priority-group"  # Task.meta.tag
+REFERRAL_ACTION = f"{_YILIAN}/CodeSystem/referral-action"  # Task.businessStatus codes
+EXT_TASK_DEADLINE_KIND = f"{_YILIAN}/StructureDefinition/referral-deadline-rule"  # valueCode
+CONTRACT_PRIORITY_GROUP = f"{_YILIAN}/CodeSystem/contract-priority-group"  # 60+, chronic, ...
+EXT_CONTRACT_PRIORITY_GROUP = f"{_YILIAN}/StructureDefinition/contract-priority-group"
+# Mutual recognition of results (检查检验结果互认).
+RESULT_RECOGNITION = f"{_YILIAN}/CodeSystem/result-recognition"  # recognised | declined | offered
+EXT_RECOGNITION = f"{_YILIAN}/StructureDefinition/result-recognition"  # complex extension
+SNOMED_REFERRAL = "3457005"  # SNOMED CT "Patient referral" (R4 servicerequest-category)
