@@ -1,0 +1,203 @@
+"""Booking a Slot exactly once: the store write hook behind every Appointment write.
+
+Installed on the runtime (``install``), the hook runs inside ``ResourceStore.create/update`` —
+so ``POST/PUT /fhir/Appointment``, Bundle transactions and batches, and the referral service all
+pass through it. For each Slot an Appointment starts holding it takes the Slot's row lock
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are serialised by ``BEGIN
+IMMEDIATE``), checks it is free, bookable now and open to this requester, and marks it busy in
+the same transaction. The loser of a race waits for the lock, re-reads the committed Slot, sees
+``busy`` and gets a 409 listing free alternatives of the same schedule. An Appointment that
+stops holding a Slot (cancelled, no-show, slot changed) frees it.
+
+Rules (named in the OperationOutcome):
+- ``slot-busy`` (409) — the Slot is not free;
+- ``reserved-slot-channel`` (403) — a Slot reserved for community referrals booked by a requester
+  whose organization is not a CHC or station (china-rules.md §8: the family doctor books);
+- ``slot-booking-not-open`` (403) — before the Slot's booking-opens time;
+- ``outside-contract-needs-referral`` (403) — a contracted resident booked at a hospital outside
+  his 1+1+1 combination without a referral to that hospital (china-rules.md §8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from yilian.fhir import systems
+from yilian.fhir.errors import invalid
+from yilian.fhir.store import ResourceStore, WriteEvent, WriteHook
+from yilian.referral import resources as rs
+from yilian.referral.contracts import HOSPITAL_TIERS, contracted_organizations, organization_tier
+from yilian.referral.errors import conflict, forbidden
+from yilian.referral.resources import COMMUNITY_REFERRAL, RELEASED, Json
+from yilian.referral.slots import free_slots
+
+# Appointment statuses that occupy their slots (R4 appointmentstatus); proposed, waitlist,
+# cancelled, noshow and entered-in-error do not.
+HOLDING = frozenset({"pending", "booked", "arrived", "fulfilled", "checked-in"})
+CHANNEL_TIERS = {COMMUNITY_REFERRAL: ("community", "station")}  # who may book a reserved slot
+ALTERNATIVES = 5
+
+
+def held_slots(appointment: Json | None) -> set[str]:
+    if not appointment or appointment.get("status") not in HOLDING:
+        return set()
+    found = {rs.ref_id(s, "Slot") for s in appointment.get("slot", [])}
+    return {s for s in found if s}
+
+
+def appointment_patient(appointment: Json) -> str | None:
+    for participant in appointment.get("participant", []):
+        patient = rs.ref_id(participant.get("actor"), "Patient")
+        if patient:
+            return patient
+    return None
+
+
+def schedule_organization(store: ResourceStore, schedule_id: str | None) -> str | None:
+    if not schedule_id:
+        return None
+    row = store.current_row("Schedule", schedule_id)
+    if row is None or row.deleted:
+        return None
+    return rs.ref_id(rs.extension(row.content, systems.EXT_SCHEDULE_ORGANIZATION), "Organization")
+
+
+def referred_to(store: ResourceStore, appointment: Json, organization: str) -> bool:
+    """Whether the Appointment is based on an active referral whose performer is this hospital."""
+    for based_on in appointment.get("basedOn", []):
+        request_id = rs.ref_id(based_on, "ServiceRequest")
+        row = store.current_row("ServiceRequest", request_id) if request_id else None
+        if row is None or row.deleted:
+            continue
+        request: Json = row.content
+        if request.get("status") not in ("active", "completed"):
+            continue
+        if any(rs.ref_id(p, "Organization") == organization for p in request.get("performer", [])):
+            return True
+    return False
+
+
+def normalise_slot(slot: Json) -> None:
+    """Keep the searchable channel tag in step with the channel extension (one source of truth)."""
+    if rs.slot_channel(slot) == COMMUNITY_REFERRAL:
+        rs.set_tag(slot, systems.SLOT_CHANNEL, COMMUNITY_REFERRAL)
+    elif rs.extension(slot, systems.EXT_SLOT_RELEASED):
+        rs.set_tag(slot, systems.SLOT_CHANNEL, RELEASED)
+    else:
+        rs.set_tag(slot, systems.SLOT_CHANNEL, None)
+
+
+def book(
+    store: ResourceStore, slot_id: str, appointment: Json, organization: str | None,
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    row = store.current_row("Slot", slot_id, for_update=True)
+    if row is None or row.deleted:
+        raise invalid(
+            f"Appointment.slot references Slot/{slot_id}, which does not exist",
+            expression="Appointment.slot",
+            rule="appointment-slot-exists",
+            status=422,
+        )
+    slot = dict(row.content)
+    schedule_id = rs.ref_id(slot.get("schedule"), "Schedule")
+    if slot.get("status") != "free":
+        others = (
+            free_slots(store, schedule_id, after=now, limit=ALTERNATIVES) if schedule_id else []
+        )
+        notes = [
+            f"alternative: Slot/{s['id']} {s['start']}"
+            + (" (community-referral channel)" if rs.slot_channel(s) else "")
+            for s in others
+        ]
+        raise conflict(
+            "slot-busy",
+            f"Slot/{slot_id} is {slot.get('status')}; {len(others)} free alternative(s) of "
+            f"Schedule/{schedule_id} follow",
+            notes=notes,
+        )
+    opens = rs.parse_instant(rs.extension(slot, systems.EXT_SLOT_BOOKING_OPENS))
+    if opens is not None and now < opens:
+        raise forbidden(
+            "slot-booking-not-open",
+            f"Slot/{slot_id} can be booked from {rs.instant(opens)} on",
+            expression="Appointment.slot",
+        )
+    channel = rs.slot_channel(slot)
+    if channel is not None:
+        tier = organization_tier(store, organization) if organization else None
+        if tier not in CHANNEL_TIERS.get(channel, ()):
+            raise forbidden(
+                "reserved-slot-channel",
+                f"Slot/{slot_id} is reserved for the {channel} channel until "
+                f"{rs.extension(slot, systems.EXT_SLOT_RELEASE_TIME)}; only a community health "
+                f"center or station may book it (requester organization: {organization!r})",
+                expression="Appointment.slot",
+            )
+    _check_contract(store, appointment, schedule_id)
+    slot["status"] = "busy"
+    store.update("Slot", slot_id, slot)
+
+
+def _check_contract(store: ResourceStore, appointment: Json, schedule_id: str | None) -> None:
+    hospital = schedule_organization(store, schedule_id)
+    patient = appointment_patient(appointment)
+    if hospital is None or patient is None:
+        return
+    if organization_tier(store, hospital) not in HOSPITAL_TIERS:
+        return
+    combination = contracted_organizations(store, patient)
+    if combination is None or hospital in combination:
+        return
+    if not referred_to(store, appointment, hospital):
+        raise forbidden(
+            "outside-contract-needs-referral",
+            f"Patient/{patient} is contracted (1+1+1) with {sorted(combination)}; booking at "
+            f"Organization/{hospital} outside the combination needs a referral to it "
+            "(Appointment.basedOn a ServiceRequest whose performer is that hospital)",
+            expression="Appointment.basedOn",
+        )
+
+
+def free(store: ResourceStore, slot_id: str) -> None:
+    row = store.current_row("Slot", slot_id, for_update=True)
+    if row is None or row.deleted or row.content.get("status") != "busy":
+        return
+    store.update("Slot", slot_id, {**row.content, "status": "free"})
+
+
+def on_write(organization: str | None, clock: Callable[[], dt.datetime], event: WriteEvent) -> None:
+    if event.res_type == "Slot":
+        normalise_slot(event.resource)
+        return
+    if event.res_type != "Appointment":
+        return
+    before, after = held_slots(event.previous), held_slots(event.resource)
+    now = clock()
+    for slot_id in sorted(after - before):  # a fixed lock order: no deadlock between bookings
+        book(event.store, slot_id, event.resource, organization, now)
+    for slot_id in sorted(before - after):
+        free(event.store, slot_id)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def booking_hook(organization: str | None, clock: Callable[[], dt.datetime] = utc_now) -> WriteHook:
+    """The write hook for one request whose requester belongs to ``organization``."""
+    return partial(on_write, organization, clock)
+
+
+def requester_organization(ctx: Any) -> str | None:
+    """The organization of the authenticated principal behind a request context, if any."""
+    principal = getattr(ctx, "principal", None)
+    return getattr(principal, "organization_id", None)
+
+
+def install(runtime: Any) -> None:
+    """Add the booking hook to a runtime's write path (``yilian.app.create_app`` calls this)."""
+    runtime.write_hooks.append(lambda ctx: booking_hook(requester_organization(ctx)))
