@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "yilian.audit.models",
     "yilian.fhir.search.models",
     "yilian.fhir.bulk.models",
+    "yilian.auth.models",
 )
 
 

@@ -12,6 +12,7 @@ import uvicorn
 from fhirpy import SyncFHIRClient
 from sqlalchemy import Engine
 
+from tests.fhir.conftest import bearer_token
 from yilian.app import create_app
 
 
@@ -19,6 +20,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def token(engine: Engine) -> str:
+    return bearer_token(engine, "fhirpy-e2e")
 
 
 @pytest.fixture
@@ -38,8 +44,8 @@ def server_url(engine: Engine) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def test_create_search_update_transaction(server_url: str) -> None:
-    client = SyncFHIRClient(server_url, extra_headers={"X-Actor": "Device/fhirpy-e2e"})
+def test_create_search_update_transaction(server_url: str, token: str) -> None:
+    client = SyncFHIRClient(server_url, authorization=f"Bearer {token}")
     patient = client.resource(
         "Patient",
         identifier=[{"system": "http://example.org/mrn", "value": "MRN-0042"}],

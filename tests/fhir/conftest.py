@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from yilian.app import create_app
+from yilian.auth import Role
+from yilian.auth.service import create_user, find_user, issue_token
+from yilian.db import session_factory, unit_of_work
 from yilian.fhir.validation import validate_resource
 
 BASE = "http://testserver/fhir"
@@ -52,10 +55,24 @@ class FhirClient:
         return self.request("DELETE", url, **kw)
 
 
+def bearer_token(engine: Engine, username: str, role: Role = Role.ADMIN, **links: str) -> str:
+    """A user of ``role`` (linked to ``links``: practitioner_id=…) and a bearer token for it."""
+    with unit_of_work(session_factory(engine)) as session:
+        user = find_user(session, username) or create_user(session, username, role, **links)
+        return issue_token(session, user).value
+
+
+def auth_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def client(engine: Engine) -> Iterator[FhirClient]:
+    """Authenticated as a system administrator (``test-admin``, role admin, scopes
+    ``system/*.* user/*.*``) — the API answers 401 without a credential."""
     app = create_app(engine=engine, base_url="http://testserver", migrate=False)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    headers = auth_header(bearer_token(engine, "test-admin"))
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as http:
         yield FhirClient(http)
 
 

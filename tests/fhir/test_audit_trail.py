@@ -19,7 +19,7 @@ def _entries(engine: Engine) -> list[AuditEntryRow]:
 
 
 def test_each_access_is_one_entry_with_who_what_why(client: FhirClient, engine: Engine) -> None:
-    headers = {"X-Actor": "Practitioner/gp-001", "X-Purpose-Of-Use": "TREAT"}
+    headers = {"X-Purpose-Of-Use": "TREAT"}
     pid = client.post("/fhir/Patient", json=patient(), headers=headers).json()["id"]
     obs = {
         "resourceType": "Observation",
@@ -32,7 +32,9 @@ def test_each_access_is_one_entry_with_who_what_why(client: FhirClient, engine: 
     client.get(f"/fhir/Patient/{pid}", headers=headers)
     entries = _entries(engine)
     assert [e.event for e in entries] == ["create", "create", "read"]
-    assert all(e.actor == "Practitioner/gp-001" and e.purpose == "TREAT" for e in entries)
+    # the actor is the authenticated principal (the client fixture's admin), not a header
+    assert all(e.actor == "user/test-admin" and e.purpose == "TREAT" for e in entries)
+    assert all(e.actor_role == "admin" for e in entries)
     assert entries[1].patients == [f"Patient/{pid}"]
     assert entries[2].resources == [f"Patient/{pid}"]
     with session_factory(engine)() as session:

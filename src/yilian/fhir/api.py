@@ -81,7 +81,10 @@ def runtime_of(request: Request) -> Runtime:
 
 
 def context_of(request: Request) -> RequestContext:
-    return RequestContext.from_request(request)
+    """Who is asking (401 without a valid credential) and the guard of their access rules."""
+    from yilian.auth.enforce import request_context  # auth builds on this package
+
+    return request_context(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

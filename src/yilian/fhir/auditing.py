@@ -32,6 +32,8 @@ class Actor:
     source: str
     request_id: str
     kind: str = "user"
+    role: str | None = None  # the principal's role (yilian.auth.Role)
+    note: str | None = None  # said of every entry of the request (the break-glass reason)
 
 
 @dataclass
@@ -79,6 +81,8 @@ class AuditBuffer:
             resources=list(access.resources),
             patients=list(access.patients),
             outcome=int(access.outcome),
+            outcome_desc=access.outcome_desc or self.actor.note,
+            actor_role=self.actor.role,
             source_address=self.actor.source,
             request_id=self.actor.request_id,
             query=access.query,

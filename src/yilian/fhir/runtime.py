@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from yilian.audit.codes import purposes_of_use
 from yilian.db import session_factory, unit_of_work
+from yilian.fhir.access import AccessGuard
 from yilian.fhir.auditing import Actor, AuditBuffer
 from yilian.fhir.bundle import BundleProcessor
 from yilian.fhir.errors import invalid
@@ -34,17 +35,22 @@ WriteHookFactory = Callable[["RequestContext"], WriteHook]
 class RequestContext:
     """Who is asking and why — recorded with every audited access.
 
-    Until sign-in lands (issue #3), the actor is what the client declares in ``X-Actor``
-    (e.g. ``Practitioner/123``), falling back to ``anonymous``; the client address is always kept.
+    ``actor`` is the authenticated principal (``user/<username>``, set by
+    ``yilian.auth.enforce.request_context``); ``guard`` enforces that principal's access rules on
+    every read, write and search of the request; ``note`` is recorded with each entry (the
+    break-glass reason). The purpose of use comes from ``X-Purpose-Of-Use`` (default TREAT).
     """
 
     actor: str
     purpose: str
     source: str
     request_id: str
+    role: str | None = None
+    guard: AccessGuard | None = None
+    note: str | None = None
 
     @classmethod
-    def from_request(cls, request: Request) -> RequestContext:
+    def from_request(cls, request: Request, *, actor: str = "anonymous") -> RequestContext:
         purpose = request.headers.get("x-purpose-of-use", "TREAT").upper()
         if purpose not in purposes_of_use():
             raise invalid(
@@ -54,7 +60,7 @@ class RequestContext:
             )
         client = request.client.host if request.client else "unknown"
         return cls(
-            actor=request.headers.get("x-actor", "anonymous")[:200],
+            actor=actor,
             purpose=purpose,
             source=client,
             request_id=request.headers.get("x-request-id", str(uuid.uuid4()))[:100],
@@ -62,7 +68,9 @@ class RequestContext:
 
     def as_actor(self) -> Actor:
         kind = "system" if self.actor.startswith("system/") else "user"
-        return Actor(self.actor, self.purpose, self.source, self.request_id, kind)
+        return Actor(
+            self.actor, self.purpose, self.source, self.request_id, kind, self.role, self.note
+        )
 
     @classmethod
     def system(cls, actor: str = "system/yilian-cli") -> RequestContext:
@@ -87,11 +95,30 @@ class Runtime:
 
         ``audit_as`` (``transaction``/``batch``) records the whole unit as one audit entry.
         """
+        try:
+            with self._unit(ctx, audit_as) as service:
+                yield service
+        finally:
+            self.audit_denials(ctx)
+
+    def audit_denials(self, ctx: RequestContext) -> None:
+        """Append the request's refusals to the chain in their own transaction: the request's
+        own transaction rolled back (or committed without them), the denial must stay."""
+        denials = ctx.guard.take_denials() if ctx.guard is not None else []
+        if not denials:
+            return
+        with unit_of_work(self.sessions) as session:
+            buffer = AuditBuffer(ctx.as_actor())
+            buffer.pending = list(denials)
+            buffer.flush(session)
+
+    @contextmanager
+    def _unit(self, ctx: RequestContext, audit_as: str | None) -> Iterator[FhirService]:
         with unit_of_work(self.sessions) as session:
             buffer = AuditBuffer(ctx.as_actor(), merge_as=audit_as)
             hooks = tuple(factory(ctx) for factory in self.write_hooks)
             options = StoreOptions(validate=self.validate, audit=buffer.record, write_hooks=hooks)
-            service = FhirService(session, self.base_url, options)
+            service = FhirService(session, self.base_url, options, guard=ctx.guard)
             yield service
             service.store.flush()
             buffer.flush(session)

@@ -13,9 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yilian.fhir import search as search_engine
+from yilian.fhir.access import AccessGuard
 from yilian.fhir.compartment import patient_compartment, patients_of
 from yilian.fhir.errors import invalid, precondition_failed
+from yilian.fhir.guarded import GuardedStore
 from yilian.fhir.models import ReferenceIndex, ResourceRow
+from yilian.fhir.search.includes import Restriction
 from yilian.fhir.store import Access, ResourceStore, StoreOptions, WriteResult
 
 
@@ -25,23 +28,52 @@ def parse_query(query: str) -> list[tuple[str, str]]:
 
 
 class FhirService:
-    def __init__(self, session: Session, base_url: str, options: StoreOptions) -> None:
+    def __init__(
+        self,
+        session: Session,
+        base_url: str,
+        options: StoreOptions,
+        *,
+        guard: AccessGuard | None = None,
+    ) -> None:
         self.session = session
         self.base_url = base_url
-        self.store = ResourceStore(session, options)
+        self.guard = guard
+        self.store: ResourceStore = (
+            GuardedStore(session, options, guard) if guard else ResourceStore(session, options)
+        )
+
+    def _restriction(self) -> Restriction | None:
+        return self.guard.search_clause if self.guard is not None else None
+
+    def _owner(self) -> str | None:
+        return self.guard.owner if self.guard is not None else None
 
     # -------------------------------------------------------------- search
 
     def search(self, res_type: str | None, params: list[tuple[str, str]]) -> dict[str, Any]:
         self.store.flush()
-        bundle = search_engine.search(self.session, res_type, params, base_url=self.base_url)
+        bundle = search_engine.search(
+            self.session,
+            res_type,
+            params,
+            base_url=self.base_url,
+            restriction=self._restriction(),
+            owner=self._owner(),
+        )
         self._audit_bundle("search", bundle, query=_query_text(res_type, params))
         return bundle
 
     def page(self, search_id: str, offset: int, count: int) -> dict[str, Any]:
         self.store.flush()
         bundle = search_engine.get_page(
-            self.session, search_id, offset, count, base_url=self.base_url
+            self.session,
+            search_id,
+            offset,
+            count,
+            base_url=self.base_url,
+            owner=self._owner(),
+            restriction=self._restriction(),
         )
         self._audit_bundle("search", bundle, query=f"_getpages={search_id}")
         return bundle
@@ -60,6 +92,7 @@ class FhirService:
             res_type,
             [*params, ("_count", str(limit)), ("_total", "none")],
             base_url=self.base_url,
+            restriction=self._restriction(),
         )
         return [
             e["resource"]["id"]
@@ -191,12 +224,15 @@ class FhirService:
                 and (target_type, target_id) not in known
             ):
                 by_type.setdefault(target_type, set()).add(target_id)
+        restriction = self._restriction()
         for target_type, ids in by_type.items():
-            rows = self.session.execute(
-                select(ResourceRow).where(
-                    ResourceRow.res_type == target_type, ResourceRow.res_id.in_(ids)
-                )
-            ).scalars()
+            query = select(ResourceRow).where(
+                ResourceRow.res_type == target_type, ResourceRow.res_id.in_(ids)
+            )
+            clause = restriction(ResourceRow) if restriction is not None else None
+            if clause is not None:  # referenced resources the principal may not see stay out
+                query = query.where(clause)
+            rows = self.session.execute(query).scalars()
             found.extend(r for r in rows if r.pk not in exclude)
         return found
 

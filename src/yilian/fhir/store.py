@@ -41,6 +41,7 @@ class Access:
     patients: tuple[str, ...] = ()
     outcome: int = 0
     query: str | None = None
+    outcome_desc: str | None = None  # why it failed (a denial names its rule)
 
 
 AuditHook = Callable[[Session, Access], None]

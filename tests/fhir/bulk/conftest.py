@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.fhir.conftest import FhirClient
+from tests.fhir.conftest import FhirClient, auth_header, bearer_token
 from yilian.fhir.api import install_error_handlers
 from yilian.fhir.api import router as fhir_router
 from yilian.fhir.bulk.api import router as bulk_router
@@ -41,7 +41,8 @@ def bulk_client(engine: Engine, data_dir: Path) -> Iterator[FhirClient]:
     install_error_handlers(app)
     app.include_router(bulk_router)
     app.include_router(fhir_router)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    headers = auth_header(bearer_token(engine, "test-admin"))
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as http:
         yield FhirClient(http)
 
 

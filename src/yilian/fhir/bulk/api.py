@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
 from yilian.config import load_settings
@@ -34,7 +34,15 @@ from yilian.fhir.searchparams.registry import resource_types
 from yilian.fhir.store import Access, format_instant
 from yilian.jsonutil import dumps
 
-router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"])
+
+def _bulk_access(request: Request) -> None:
+    """Bulk data is for system administrators only (yilian.auth.policy.may_bulk)."""
+    from yilian.auth.enforce import bulk_access  # auth builds on the FHIR layer
+
+    bulk_access(request)
+
+
+router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"], dependencies=[Depends(_bulk_access)])
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

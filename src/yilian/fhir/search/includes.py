@@ -6,14 +6,18 @@ included (one level, https://hl7.org/fhir/R4/search.html#revinclude).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from yilian.fhir.models import ReferenceIndex, ResourceRow
 from yilian.fhir.search.paging import Found
 from yilian.fhir.search.params import Include
+
+# The access condition on an aliased ResourceRow (None: none), as in yilian.fhir.search.service.
+Restriction = Callable[[Any], ColumnElement[bool] | None]
 
 
 def _spec_clause(spec: Include) -> ColumnElement[bool]:
@@ -31,7 +35,15 @@ def _columns(resource: Any) -> tuple[Any, ...]:
     return (resource.pk, resource.res_type, resource.res_id, resource.content)
 
 
-def _forward(session: Session, pks: list[int], specs: list[Include]) -> list[Found]:
+def _restricted(query: Select[Any], restriction: Restriction | None, row: Any) -> Select[Any]:
+    """Only what the principal may see is ever included (``_include`` must not leak)."""
+    clause = restriction(row) if restriction is not None else None
+    return query if clause is None else query.where(clause)
+
+
+def _forward(
+    session: Session, pks: list[int], specs: list[Include], restriction: Restriction | None
+) -> list[Found]:
     target = aliased(ResourceRow)
     query = (
         select(*_columns(target))
@@ -49,10 +61,13 @@ def _forward(session: Session, pks: list[int], specs: list[Include]) -> list[Fou
         )
         .order_by(target.pk)
     )
+    query = _restricted(query, restriction, target)
     return [Found(*r) for r in session.execute(query).all()]
 
 
-def _reverse(session: Session, pks: list[int], specs: list[Include]) -> list[Found]:
+def _reverse(
+    session: Session, pks: list[int], specs: list[Include], restriction: Restriction | None
+) -> list[Found]:
     source = aliased(ResourceRow)
     pointed = aliased(ResourceRow)
     query = (
@@ -72,21 +87,29 @@ def _reverse(session: Session, pks: list[int], specs: list[Include]) -> list[Fou
         )
         .order_by(source.pk)
     )
+    query = _restricted(query, restriction, source)
     return [Found(*r) for r in session.execute(query).all()]
 
 
-def _round(session: Session, found: list[Found], specs: list[Include]) -> list[Found]:
+def _round(
+    session: Session, found: list[Found], specs: list[Include], restriction: Restriction | None
+) -> list[Found]:
     pks = [f.pk for f in found]
     if not pks or not specs:
         return []
     forward = [s for s in specs if not s.reverse]
     reverse = [s for s in specs if s.reverse]
-    return (_forward(session, pks, forward) if forward else []) + (
-        _reverse(session, pks, reverse) if reverse else []
+    return (_forward(session, pks, forward, restriction) if forward else []) + (
+        _reverse(session, pks, reverse, restriction) if reverse else []
     )
 
 
-def included(session: Session, matches: list[Found], specs: tuple[Include, ...]) -> list[Found]:
+def included(
+    session: Session,
+    matches: list[Found],
+    specs: tuple[Include, ...],
+    restriction: Restriction | None = None,
+) -> list[Found]:
     """Resources to add with ``search.mode = include``: distinct, never one of the matches."""
     seen = {f.pk for f in matches}
     result: list[Found] = []
@@ -100,6 +123,6 @@ def included(session: Session, matches: list[Found], specs: tuple[Include, ...])
         result.extend(fresh)
         return fresh
 
-    first = keep(_round(session, matches, list(specs)))
-    keep(_round(session, first, [s for s in specs if s.iterate]))
+    first = keep(_round(session, matches, list(specs), restriction))
+    keep(_round(session, first, [s for s in specs if s.iterate], restriction))
     return result

@@ -26,6 +26,9 @@ class SearchRow(Base):
     resource_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     query: Mapped[str] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer)
+    # Who ran the search (yilian.auth): a later page is served only to the same principal, since
+    # the snapshot holds the matches *that principal* may see.
+    owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     __table_args__ = (Index("ix_fhir_search_expires", "expires"),)
 
 

@@ -44,6 +44,7 @@ def create_snapshot(
     *,
     resource_type: str | None,
     query: str,
+    owner: str | None = None,
 ) -> SearchRow:
     """Persist the ordered matches (0-based positions) and return the snapshot with its total.
 
@@ -57,6 +58,7 @@ def create_snapshot(
         resource_type=resource_type,
         query=query,
         total=0,
+        owner=owner,
     )
     session.add(row)
     session.flush()
@@ -75,10 +77,14 @@ def create_snapshot(
     return row
 
 
-def live_snapshot(session: Session, search_id: str) -> SearchRow:
-    """The snapshot, or 410 Gone when it expired or never existed (cleanup forgets old ids)."""
+def live_snapshot(session: Session, search_id: str, *, owner: str | None = None) -> SearchRow:
+    """The snapshot, or 410 Gone when it expired or never existed (cleanup forgets old ids).
+
+    A snapshot made for one principal (``owner``) is unknown to every other: it holds the
+    matches that principal may see.
+    """
     row = session.get(SearchRow, search_id)
-    if row is None or row.expires <= utc_now():
+    if row is None or row.expires <= utc_now() or row.owner != owner:
         raise gone(
             f"search '{search_id}' has expired or is unknown: search results are kept for "
             f"{int(SNAPSHOT_LIFETIME.total_seconds() // 60)} minutes; run the search again"

@@ -17,7 +17,7 @@ from yilian.fhir.errors import invalid
 from yilian.fhir.models import ResourceRow
 from yilian.fhir.search import paging
 from yilian.fhir.search.bundle import searchset
-from yilian.fhir.search.includes import included
+from yilian.fhir.search.includes import Restriction, included
 from yilian.fhir.search.paging import Found
 from yilian.fhir.search.params import MAX_COUNT, ParsedSearch, Summary, Total, parse_search
 from yilian.fhir.search.sql import match_query, order_by
@@ -54,12 +54,14 @@ def _render(
     total: int,
     links: list[tuple[str, str]],
     base_url: str,
+    restriction: Restriction | None = None,
 ) -> dict[str, Any]:
     options = parsed.options
+    includes = included(session, matches, options.includes, restriction) if options.includes else []
     return searchset(
         base_url=base_url,
         matches=matches,
-        includes=included(session, matches, options.includes) if options.includes else [],
+        includes=includes,
         total=None if options.total is Total.NONE else total,
         links=links,
         options=options,
@@ -67,14 +69,28 @@ def _render(
 
 
 def search(
-    session: Session, resource_type: str | None, params: list[tuple[str, str]], *, base_url: str
+    session: Session,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    *,
+    base_url: str,
+    restriction: Restriction | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Run a search and return a FHIR searchset Bundle (dict). resource_type None = system-level
-    search (with _type)."""
+    search (with _type).
+
+    ``restriction`` (yilian.auth) adds the access condition to the SQL itself, so totals and
+    pages count only what the principal may see, and filters ``_include``/``_revinclude`` too;
+    ``owner`` is remembered with a multi-page snapshot, which then serves only that owner.
+    """
     parsed = parse_search(resource_type, params, base_url=base_url)
     options = parsed.options
     resource = aliased(ResourceRow)
     matches = match_query(parsed.sql_types, parsed.filters, resource)
+    clause = restriction(resource) if restriction is not None else None
+    if clause is not None:
+        matches = matches.where(clause)
     self_link = [("self", _search_url(base_url, resource_type, parsed.query))]
     if options.summary is Summary.COUNT or options.count == 0:
         total = session.execute(matches.add_columns(func.count())).scalar_one()
@@ -93,17 +109,30 @@ def search(
     ).all()
     if len(rows) <= options.count:
         found = [Found(*r) for r in rows]
-        return _render(session, parsed, found, len(found), self_link, base_url)
+        return _render(session, parsed, found, len(found), self_link, base_url, restriction)
     snapshot = paging.create_snapshot(
-        session, matches, ordering, resource, resource_type=resource_type, query=parsed.query
+        session,
+        matches,
+        ordering,
+        resource,
+        resource_type=resource_type,
+        query=parsed.query,
+        owner=owner,
     )
     found = paging.page_rows(session, snapshot.search_id, 0, options.count)
     links = self_link + _page_links(base_url, snapshot.search_id, 0, options.count, snapshot.total)
-    return _render(session, parsed, found, snapshot.total, links, base_url)
+    return _render(session, parsed, found, snapshot.total, links, base_url, restriction)
 
 
 def get_page(
-    session: Session, search_id: str, offset: int, count: int, *, base_url: str
+    session: Session,
+    search_id: str,
+    offset: int,
+    count: int,
+    *,
+    base_url: str,
+    owner: str | None = None,
+    restriction: Restriction | None = None,
 ) -> dict[str, Any]:
     """A later page of a snapshot: ``_getpages={search_id}&_getpagesoffset={offset}&_count=…``.
 
@@ -119,7 +148,7 @@ def get_page(
             "_count must be 1 or more when paging", expression="_count", rule="search-paging"
         )
     count = min(count, MAX_COUNT)
-    snapshot = paging.live_snapshot(session, search_id)
+    snapshot = paging.live_snapshot(session, search_id, owner=owner)
     parsed = parse_search(
         snapshot.resource_type,
         parse_qsl(snapshot.query, keep_blank_values=True),
@@ -128,4 +157,4 @@ def get_page(
     found = paging.page_rows(session, search_id, offset, count)
     links = [("self", _page_url(base_url, search_id, offset, count))]
     links += _page_links(base_url, search_id, offset, count, snapshot.total)
-    return _render(session, parsed, found, snapshot.total, links, base_url)
+    return _render(session, parsed, found, snapshot.total, links, base_url, restriction)

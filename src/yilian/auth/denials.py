@@ -1,0 +1,54 @@
+"""Denials decided before a request reaches the store (401, bulk, break-glass refusals) go to
+the audit chain here, each in its own small transaction."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from yilian.auth.principal import Principal
+from yilian.db import unit_of_work
+from yilian.fhir.auditing import AuditBuffer
+from yilian.fhir.runtime import RequestContext, Runtime
+from yilian.fhir.store import Access
+
+DENIED_OUTCOME = 8  # AuditEvent.outcome "serious failure": the action was refused
+
+# The audit event a refused HTTP method stands for (yilian.audit.codes.AuditEventKind).
+EVENT_OF_METHOD = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update",
+                   "DELETE": "delete", "PATCH": "patch"}  # fmt: skip
+
+
+def audit_request_denial(
+    request: Request, principal: Principal | None, rule: str, message: str
+) -> None:
+    """Record one refused request: who (or ``anonymous``), what path, which rule."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        ctx = RequestContext.from_request(
+            request, actor=principal.actor if principal else "anonymous"
+        )
+    except Exception:  # a bad X-Purpose-Of-Use must not keep the denial out of the chain
+        ctx = RequestContext(
+            actor=principal.actor if principal else "anonymous",
+            purpose="TREAT",
+            source=request.client.host if request.client else "unknown",
+            request_id="",
+        )
+    if principal is not None:
+        ctx = RequestContext(
+            ctx.actor, ctx.purpose, ctx.source, ctx.request_id, role=principal.role.value
+        )
+    path = request.url.path
+    event = "operation" if "$" in path else EVENT_OF_METHOD.get(request.method, "read")
+    access = Access(
+        event,
+        (path.removeprefix("/fhir/").removeprefix("/fhir") or "system",),
+        (),
+        outcome=DENIED_OUTCOME,
+        outcome_desc=f"{message} [rule: {rule}]" if "[rule:" not in message else message,
+        query=str(request.url.query) or None,
+    )
+    with unit_of_work(runtime.sessions) as session:
+        buffer = AuditBuffer(ctx.as_actor())
+        buffer.pending = [access]
+        buffer.flush(session)

@@ -1,0 +1,490 @@
+"""Who may see and change what: every rule in one place (docs/authorization.md states each one
+with its reason, under the rule names used here and in 403 responses).
+
+Resources fall in four classes:
+
+- **directory** (Organization, Location, Practitioner, PractitionerRole, HealthcareService,
+  Schedule, Slot): who provides care where — readable by every authenticated user;
+- **patient-linked** (the R4 Patient compartment, plus Task through ``Task.for``): a resource is
+  visible when one of the patients it belongs to is visible to the principal;
+- **admin-only** (AuditEvent, and Bundle/Binary which can carry anyone's data unindexed);
+- **other** (definitions such as Medication, ValueSet, Questionnaire): clinicians and admins read.
+
+The patients a principal may see are one SQL subquery (``visible_patients``), so searches are
+restricted inside the database and paging and counts stay right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    exists,
+    false,
+    literal,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy import tuple_ as sql_tuple
+from sqlalchemy.orm import Session, aliased
+
+from yilian.auth.principal import CLINICIANS, Principal, Role
+from yilian.auth.scopes import scopes_permit
+from yilian.fhir.compartment import patient_compartment, patients_of
+from yilian.fhir.models import ReferenceIndex, ResourceRow, TokenIndex
+
+DIRECTORY_TYPES = frozenset(
+    {
+        "Organization",
+        "Location",
+        "Practitioner",
+        "PractitionerRole",
+        "HealthcareService",
+        "Schedule",
+        "Slot",
+    }
+)
+# What a facility administrator maintains for his organisation (Practitioner is shared between
+# organisations, so it stays with the system administrator).
+FACILITY_TYPES = DIRECTORY_TYPES - {"Practitioner"}
+ADMIN_ONLY_TYPES = frozenset({"AuditEvent", "Bundle", "Binary"})
+# Patient-linked types outside the R4 compartment: the search parameter naming the patient.
+EXTRA_PATIENT_LINKS = {"Task": ("patient",)}
+ACTIVE = "active"
+
+
+@cache
+def patient_link_params() -> dict[str, tuple[str, ...]]:
+    """Patient-linked type → the reference search parameters that name its patient."""
+    links = {
+        t: tuple(p)
+        for t, p in patient_compartment().items()
+        if t not in DIRECTORY_TYPES and t not in ADMIN_ONLY_TYPES and t != "Patient"
+    }
+    links.update(EXTRA_PATIENT_LINKS)
+    return links
+
+
+def resource_class(res_type: str) -> str:
+    if res_type in DIRECTORY_TYPES:
+        return "directory"
+    if res_type in ADMIN_ONLY_TYPES:
+        return "admin-only"
+    if res_type == "Patient" or res_type in patient_link_params():
+        return "patient"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An answer with the rule that gave it (named in the 403 OperationOutcome and the audit)."""
+
+    allowed: bool
+    rule: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def allow(rule: str, reason: str = "") -> Decision:
+    return Decision(True, rule, reason)
+
+
+def deny(rule: str, reason: str) -> Decision:
+    return Decision(False, rule, reason)
+
+
+# ------------------------------------------------------------------- visible patients
+
+
+def _refs(param: str, res_type: str) -> Any:
+    return aliased(ReferenceIndex, name=f"ref_{res_type.lower()}_{param.replace('-', '_')}")
+
+
+def _active(pk: Any) -> ColumnElement[bool]:
+    return exists().where(
+        TokenIndex.resource_pk == pk, TokenIndex.param == "status", TokenIndex.code == ACTIVE
+    )
+
+
+def _patients_via(
+    res_type: str, link_param: str, target_type: str, targets: Any, patient_param: str
+) -> Select[Any]:
+    """Patients (ids) of ``res_type`` resources whose ``link_param`` points at ``targets`` (ids
+    of ``target_type``, a list or a subquery) and that are active."""
+    link, pat = _refs(link_param, res_type), _refs(patient_param, res_type + "p")
+    return (
+        select(pat.target_id)
+        .select_from(link)
+        .join(pat, pat.resource_pk == link.resource_pk)
+        .where(
+            link.res_type == res_type,
+            link.param == link_param,
+            link.target_type == target_type,
+            link.target_id.in_(targets),
+            pat.param == patient_param,
+            pat.target_type == "Patient",
+            _active(link.resource_pk),
+        )
+    )
+
+
+def organisation_and_departments(organization_id: str) -> CompoundSelect[Any]:
+    """The organisation and its departments (Organization.partOf = it, docs/synth.md)."""
+    part = aliased(ReferenceIndex, name="ref_partof")
+    departments = (
+        select(ResourceRow.res_id)
+        .join(part, part.resource_pk == ResourceRow.pk)
+        .where(
+            ResourceRow.res_type == "Organization",
+            ResourceRow.deleted.is_(False),
+            part.param == "partof",
+            part.target_type == "Organization",
+            part.target_id == organization_id,
+        )
+    )
+    return select(literal(organization_id)).union(departments)
+
+
+def _encounter_patients(organisations: CompoundSelect[Any]) -> Select[Any]:
+    provider, pat = _refs("service-provider", "Encounter"), _refs("patient", "Encounterp")
+    return (
+        select(pat.target_id)
+        .select_from(provider)
+        .join(pat, pat.resource_pk == provider.resource_pk)
+        .where(
+            provider.res_type == "Encounter",
+            provider.param == "service-provider",
+            provider.target_type == "Organization",
+            provider.target_id.in_(organisations.scalar_subquery()),
+            pat.param == "patient",
+            pat.target_type == "Patient",
+        )
+    )
+
+
+Patients = Select[Any] | CompoundSelect[Any]
+
+
+def visible_patients(principal: Principal, *, extra: str | None = None) -> Patients | None:
+    """``SELECT patient_id …`` of every patient whose record the principal may read (plus
+    ``extra``, a patient opened by break-glass); None means every patient (admin)."""
+    role = principal.role
+    if role is Role.ADMIN:
+        return None
+    parts: list[Select[Any]] = []
+    if extra is not None:
+        parts.append(select(literal(extra)))
+    if role is Role.RESIDENT and principal.patient_id:
+        parts.append(select(literal(principal.patient_id)))
+    if role in CLINICIANS and principal.practitioner_id:
+        pid = principal.practitioner_id
+        if role is Role.FAMILY_DOCTOR:
+            # rule family-doctor-panel: his active family-doctor contracts (EpisodeOfCare with
+            # careManager = him, written by yilian.synth.contracts)
+            parts.append(
+                _patients_via("EpisodeOfCare", "care-manager", "Practitioner", [pid], "patient")
+            )
+        # rule referral-to-me: active ServiceRequests (referral, consultation) to him
+        parts.append(_patients_via("ServiceRequest", "performer", "Practitioner", [pid], "subject"))
+    if role in CLINICIANS and principal.organization_id:
+        orgs = organisation_and_departments(principal.organization_id)
+        # rule referral-to-my-organization
+        parts.append(
+            _patients_via(
+                "ServiceRequest", "performer", "Organization", orgs.scalar_subquery(), "subject"
+            )
+        )
+        if role is Role.SPECIALIST:
+            # rule encounter-at-my-organization
+            parts.append(_encounter_patients(orgs))
+    if not parts:
+        return select(literal("")).where(false())
+    return union(*parts) if len(parts) > 1 else parts[0]
+
+
+def may_read_patient(session: Session, principal: Principal, patient_id: str) -> bool:
+    """Whether the principal may read this patient's record (without break-glass)."""
+    visible = visible_patients(principal)
+    if visible is None:
+        return True
+    subquery = visible.subquery()
+    column = next(iter(subquery.c))
+    found = session.execute(select(column).where(column == patient_id).limit(1)).first()
+    return found is not None
+
+
+def _patient_ids(references: list[str]) -> list[str]:
+    return [r.split("/", 1)[1] for r in references]
+
+
+# ------------------------------------------------------------------------- reads
+
+
+def read_decision(
+    session: Session, principal: Principal, resource: dict[str, Any], *, extra: str | None = None
+) -> Decision:
+    """May the principal read this resource? ``extra`` is a patient opened by break-glass."""
+    res_type = str(resource.get("resourceType", ""))
+    if not scopes_permit(principal.scopes, "read", res_type):
+        return deny("scope", f"the token's scopes do not allow reading {res_type}")
+    if principal.role is Role.ADMIN:
+        return allow("admin-all")
+    kind = resource_class(res_type)
+    if kind == "directory":
+        return allow("directory-read")
+    if kind == "admin-only":
+        return deny("admin-only", f"{res_type} is readable by system administrators only")
+    if kind == "other":
+        if principal.is_clinician:
+            return allow("definitions-clinicians")
+        return deny("definitions-clinicians", f"{res_type} is readable by clinicians only")
+    patients = _patient_ids(patients_of(resource))
+    if not patients:
+        return deny("patient-record", f"this {res_type} belongs to no patient you may see")
+    if extra is not None and extra in patients:
+        return allow("break-glass")
+    if principal.role not in (Role.RESIDENT, *CLINICIANS):
+        return deny(
+            "no-individual-records",
+            f"role {principal.role.value} sees no individual records through FHIR",
+        )
+    for patient in patients:
+        if may_read_patient(session, principal, patient):
+            return allow("patient-record")
+    return deny(_patient_rule(principal), _patient_reason(principal, patients[0]))
+
+
+def _patient_rule(principal: Principal) -> str:
+    return "own-record" if principal.role is Role.RESIDENT else "care-relationship"
+
+
+def _patient_reason(principal: Principal, patient: str) -> str:
+    if principal.role is Role.RESIDENT:
+        return "a resident may read only his own record"
+    return (
+        f"Patient/{patient} is not in your contracted panel, not under an active referral to "
+        "you or your organization"
+        + (
+            " and has no encounter at your organization"
+            if principal.role is Role.SPECIALIST
+            else ""
+        )
+        + " (break-glass: X-Break-Glass: <reason>)"
+    )
+
+
+def search_clause(
+    principal: Principal, resource: Any, *, extra: str | None = None
+) -> ColumnElement[bool] | None:
+    """The SQL condition on ``resource`` (an aliased ResourceRow) that keeps only what the
+    principal may read; None = no restriction (admin with full scopes)."""
+    visible = visible_patients(principal, extra=extra)
+    parts: list[ColumnElement[bool]] = []
+    readable = _readable_types(principal)
+    if visible is None and readable is None:
+        return None
+
+    def typed(types: frozenset[str]) -> frozenset[str]:
+        return types if readable is None else types & readable
+
+    if principal.role is Role.ADMIN:
+        only: ColumnElement[bool] = resource.res_type.in_(sorted(readable or ()))
+        return only
+    parts.append(resource.res_type.in_(sorted(typed(DIRECTORY_TYPES))))
+    if principal.is_clinician:
+        other = _other_types() if readable is None else _other_types() & readable
+        parts.append(resource.res_type.in_(sorted(other)))
+    if principal.role in (Role.RESIDENT, *CLINICIANS) or extra is not None:
+        assert visible is not None
+        ids = visible.scalar_subquery()
+        patient_types = typed(frozenset(patient_link_params()) | {"Patient"})
+        if "Patient" in patient_types:
+            parts.append(and_(resource.res_type == "Patient", resource.res_id.in_(ids)))
+        pairs = [
+            (t, p)
+            for t, params in patient_link_params().items()
+            if t in patient_types
+            for p in params
+        ]
+        if pairs:
+            ref = aliased(ReferenceIndex, name="ref_visible")
+            parts.append(
+                exists().where(
+                    ref.resource_pk == resource.pk,
+                    sql_tuple(ref.res_type, ref.param).in_(pairs),
+                    ref.target_type == "Patient",
+                    ref.target_id.in_(ids),
+                )
+            )
+    return or_(*parts) if parts else false()
+
+
+@cache
+def _other_types() -> frozenset[str]:
+    from yilian.fhir.searchparams.registry import resource_types
+
+    return frozenset(t for t in resource_types() if resource_class(t) == "other")
+
+
+def _readable_types(principal: Principal) -> frozenset[str] | None:
+    """Types the token's scopes allow reading; None = every type."""
+    from yilian.fhir.searchparams.registry import resource_types
+
+    if scopes_permit(principal.scopes, "read", "*") and any(
+        s.split("/", 1)[1].startswith("*.") for s in principal.scopes
+    ):
+        return None
+    return frozenset(t for t in resource_types() if scopes_permit(principal.scopes, "read", t))
+
+
+# ------------------------------------------------------------------------- writes
+
+
+def write_decision(
+    session: Session,
+    principal: Principal,
+    res_type: str,
+    new: dict[str, Any] | None,
+    old: dict[str, Any] | None,
+) -> Decision:
+    """May the principal create/update (``new``) or delete (``new`` None) this resource?"""
+    if not scopes_permit(principal.scopes, "write", res_type):
+        return deny("scope", f"the token's scopes do not allow writing {res_type}")
+    if principal.break_glass is not None:
+        return deny("break-glass-read-only", "break-glass grants read access only")
+    if principal.role is Role.ADMIN:
+        return allow("admin-all")
+    kind = resource_class(res_type)
+    versions = [r for r in (new, old) if r is not None]
+    if principal.role is Role.FACILITY_ADMIN and res_type in FACILITY_TYPES:
+        org = principal.organization_id or ""
+        for version in versions:
+            if not belongs_to_organisation(session, version, org):
+                return deny(
+                    "facility-directory",
+                    f"this {res_type} does not belong to Organization/{org}",
+                )
+        return allow("facility-directory")
+    if principal.is_clinician and kind == "patient":
+        if res_type == "Patient" and old is None:
+            return deny(
+                "patient-registration", "new residents are registered by system administrators"
+            )
+        patients = sorted({p for v in versions for p in _patient_ids(patients_of(v))})
+        if not patients:
+            return deny("patient-record", f"this {res_type} names no patient")
+        for patient in patients:
+            if not may_read_patient(session, principal, patient):
+                return deny("care-relationship", _patient_reason(principal, patient))
+        return allow("care-relationship")
+    return deny("write-role", f"role {principal.role.value} may not write {res_type} resources")
+
+
+def _ref_id(value: Any, res_type: str) -> str | None:
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and ref.startswith(f"{res_type}/"):
+            return ref.split("/", 1)[1]
+    return None
+
+
+def _owner_refs(resource: dict[str, Any]) -> list[Any]:
+    """The references that tie a directory resource to its organisation (or to another
+    directory resource that does)."""
+    res_type = resource.get("resourceType")
+    if res_type == "Organization":
+        return [{"reference": f"Organization/{resource.get('id')}"}, resource.get("partOf")]
+    if res_type == "Location":
+        return [resource.get("managingOrganization")]
+    if res_type == "PractitionerRole":
+        return [resource.get("organization")]
+    if res_type == "HealthcareService":
+        return [resource.get("providedBy")]
+    if res_type == "Schedule":
+        return list(resource.get("actor") or [])
+    if res_type == "Slot":
+        return [resource.get("schedule")]
+    return []
+
+
+def belongs_to_organisation(
+    session: Session, resource: dict[str, Any], organization_id: str, *, depth: int = 0
+) -> bool:
+    """Whether a directory resource is the organisation's (itself, a department of it, or
+    through its Location/PractitionerRole/HealthcareService/Schedule)."""
+    if depth > 3:
+        return False
+    for ref in _owner_refs(resource):
+        org = _ref_id(ref, "Organization")
+        if org == organization_id:
+            return True
+        for target_type in ("Location", "PractitionerRole", "HealthcareService", "Schedule"):
+            target_id = _ref_id(ref, target_type)
+            if target_id is None:
+                continue
+            row = session.execute(
+                select(ResourceRow.content).where(
+                    ResourceRow.res_type == target_type,
+                    ResourceRow.res_id == target_id,
+                    ResourceRow.deleted.is_(False),
+                )
+            ).scalar_one_or_none()
+            if row is not None and belongs_to_organisation(
+                session, row, organization_id, depth=depth + 1
+            ):
+                return True
+    if resource.get("resourceType") == "Organization" and depth == 0:
+        parent = _ref_id(resource.get("partOf"), "Organization")
+        return parent == organization_id
+    return False
+
+
+# ------------------------------------------------------------------ whole operations
+
+
+def may_bulk(principal: Principal, access: str) -> Decision:
+    """Bulk $export (read) / $import (write) move every record at once: admin with a system
+    scope only."""
+    from yilian.auth.scopes import has_system_scope
+
+    if principal.role is Role.ADMIN and has_system_scope(principal.scopes, access):
+        return allow("bulk-admin")
+    return deny("bulk-admin", "bulk data needs the admin role and a system/*.* scope")
+
+
+def may_history_across(principal: Principal, res_type: str | None) -> Decision:
+    """Type- and system-level ``_history`` list everyone's changes: admin only, except for
+    directory types."""
+    if principal.role is Role.ADMIN:
+        if res_type is None or scopes_permit(principal.scopes, "read", res_type):
+            return allow("admin-all")
+        return deny("scope", f"the token's scopes do not allow reading {res_type}")
+    if res_type in DIRECTORY_TYPES and scopes_permit(principal.scopes, "read", res_type):
+        return allow("directory-read")
+    return deny(
+        "history-across-records",
+        "history across records is for system administrators (directory types excepted)",
+    )
+
+
+__all__ = [
+    "DIRECTORY_TYPES",
+    "Decision",
+    "belongs_to_organisation",
+    "may_bulk",
+    "may_history_across",
+    "may_read_patient",
+    "read_decision",
+    "search_clause",
+    "visible_patients",
+    "write_decision",
+]
