@@ -12,7 +12,8 @@ stops holding a Slot (cancelled, no-show, slot changed) frees it.
 Rules (named in the OperationOutcome):
 - ``slot-busy`` (409) — the Slot is not free;
 - ``reserved-slot-channel`` (403) — a Slot reserved for community referrals booked by a requester
-  whose organization is not a CHC or station (china-rules.md §8: the family doctor books);
+  whose organization is not a CHC or station (china-rules.md §8: the family doctor books), except
+  the hospital itself moving a referral made to it (reschedule);
 - ``slot-booking-not-open`` (403) — before the Slot's booking-opens time;
 - ``outside-contract-needs-referral`` (403) — a contracted resident booked at a hospital outside
   his 1+1+1 combination without a referral to that hospital (china-rules.md §8).
@@ -127,7 +128,8 @@ def book(
             expression="Appointment.slot",
         )
     channel = rs.slot_channel(slot)
-    if channel is not None:
+    if channel is not None and not _hospital_moves_referral(store, appointment, organization,
+                                                            schedule_id):  # fmt: skip
         tier = organization_tier(store, organization) if organization else None
         if tier not in CHANNEL_TIERS.get(channel, ()):
             raise forbidden(
@@ -140,6 +142,18 @@ def book(
     _check_contract(store, appointment, schedule_id)
     slot["status"] = "busy"
     store.update("Slot", slot_id, slot)
+
+
+def _hospital_moves_referral(
+    store: ResourceStore, appointment: Json, organization: str | None, schedule_id: str | None
+) -> bool:
+    """The receiving hospital rescheduling a community referral onto its own reserved slot."""
+    hospital = schedule_organization(store, schedule_id)
+    return (
+        organization is not None
+        and organization == hospital
+        and referred_to(store, appointment, hospital)
+    )
 
 
 def _check_contract(store: ResourceStore, appointment: Json, schedule_id: str | None) -> None:
@@ -193,9 +207,14 @@ def booking_hook(organization: str | None, clock: Callable[[], dt.datetime] = ut
 
 
 def requester_organization(ctx: Any) -> str | None:
-    """The organization of the authenticated principal behind a request context, if any."""
-    principal = getattr(ctx, "principal", None)
-    return getattr(principal, "organization_id", None)
+    """The organization of the authenticated principal behind a request context, if any.
+
+    The principal rides on the context's access guard (``yilian.auth.enforce.RequestGuard``);
+    system contexts (CLI, jobs) have none, so they cannot book reserved slots.
+    """
+    principal = getattr(getattr(ctx, "guard", None), "principal", None)
+    organization = getattr(principal, "organization_id", None)
+    return organization if isinstance(organization, str) else None
 
 
 def install(runtime: Any) -> None:

@@ -178,7 +178,7 @@ def generate_slots(service: FhirService, plan: SlotPlan) -> Generated:
     return result
 
 
-def _search_all(
+def search_all(
     service: FhirService, res_type: str, params: list[tuple[str, str]]
 ) -> Iterator[Json]:
     """Every match of a search, following the store's paging links."""
@@ -207,7 +207,7 @@ def release_reserved_slots(service: FhirService, now: dt.datetime) -> list[str]:
     """
     due = []
     params = [("_tag", f"{systems.SLOT_CHANNEL}|{COMMUNITY_REFERRAL}"), ("status", "free")]
-    for slot in list(_search_all(service, "Slot", params)):
+    for slot in list(search_all(service, "Slot", params)):
         release = rs.parse_instant(rs.extension(slot, systems.EXT_SLOT_RELEASE_TIME))
         if release is None or release <= now:
             due.append(slot["id"])
