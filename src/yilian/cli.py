@@ -46,6 +46,7 @@ def _mount() -> None:
     from yilian.analytics.cli import sql
     from yilian.audit.cli import app as audit_app
     from yilian.fhir.bulk.cli import export, load
+    from yilian.mpi.cli import app as mpi_app
     from yilian.synth.cli import synth
 
     app.command(help="Bulk-load NDJSON or Bundle files (resumable, validated).")(load)
@@ -54,6 +55,7 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
     app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
     app.command("sql", help="Run SQL over the materialised views.")(sql)
+    app.add_typer(mpi_app, name="mpi", help="Master patient index: match and link residents.")
 
 
 _mount()

