@@ -3,6 +3,8 @@ the audit chain here, each in its own small transaction."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import Request
 
 from yilian.auth.principal import Principal
@@ -11,6 +13,7 @@ from yilian.fhir.auditing import AuditBuffer
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.store import Access
 
+_RESOURCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")  # Type/id, as the chain wants
 DENIED_OUTCOME = 8  # AuditEvent.outcome "serious failure": the action was refused
 
 # The audit event a refused HTTP method stands for (yilian.audit.codes.AuditEventKind).
@@ -40,13 +43,16 @@ def audit_request_denial(
         )
     path = request.url.path
     event = "operation" if "$" in path else EVENT_OF_METHOD.get(request.method, "read")
+    target = path.removeprefix("/fhir").strip("/")
+    resources = (target,) if _RESOURCE.fullmatch(target) else ()
+    query = f"{request.method} {path}" + (f"?{request.url.query}" if request.url.query else "")
     access = Access(
         event,
-        (path.removeprefix("/fhir/").removeprefix("/fhir") or "system",),
-        (),
+        resources,
+        (f"Patient/{target.split('/')[1]}",) if target.startswith("Patient/") and resources else (),
         outcome=DENIED_OUTCOME,
-        outcome_desc=f"{message} [rule: {rule}]" if "[rule:" not in message else message,
-        query=str(request.url.query) or None,
+        outcome_desc=message if "[rule:" in message else f"{message} [rule: {rule}]",
+        query=query,
     )
     with unit_of_work(runtime.sessions) as session:
         buffer = AuditBuffer(ctx.as_actor())

@@ -98,10 +98,18 @@ class RequestGuard:
         resources: tuple[str, ...],
         patients: tuple[str, ...],
         event: str,
+        query: str | None = None,
     ) -> FhirError:
         message = f"{decision.reason} [rule: {decision.rule}]"
         self.denials.append(
-            Access(event, resources, patients, outcome=DENIED_OUTCOME, outcome_desc=message)
+            Access(
+                event,
+                resources,
+                patients,
+                outcome=DENIED_OUTCOME,
+                outcome_desc=message,
+                query=query,
+            )
         )
         return forbidden(decision.rule, decision.reason)
 
@@ -133,15 +141,16 @@ class RequestGuard:
         decision = policy.write_decision(session, self.principal, res_type, new, old)
         if not decision:
             target = new if new is not None else old
-            ref = f"{res_type}/{(target or {}).get('id', '')}".rstrip("/")
+            res_id = (target or {}).get("id")
+            refs = (f"{res_type}/{res_id}",) if isinstance(res_id, str) and res_id else ()
             patients = tuple(sorted({p for r in (new, old) if r for p in patients_of(r)}))
             event = "delete" if new is None else ("update" if old is not None else "create")
-            raise self._refuse(decision, (ref,), patients, event)
+            raise self._refuse(decision, refs, patients, event)
 
     def check_history_across(self, res_type: str | None) -> None:
         decision = policy.may_history_across(self.principal, res_type)
         if not decision:
-            raise self._refuse(decision, (res_type or "system",), (), "history")
+            raise self._refuse(decision, (), (), "history", query=f"{res_type or ''}/_history")
 
     def search_clause(self, resource: Any) -> ColumnElement[bool] | None:
         if self.principal.break_glass and self.break_glass_patient is None:
