@@ -12,7 +12,7 @@ from yilian.fhir.api import install_error_handlers
 from yilian.fhir.api import router as fhir_router
 from yilian.fhir.bulk.api import router as bulk_router
 from yilian.fhir.runtime import Runtime
-from yilian.referral.booking import install as install_referral_hooks
+from yilian.referral.api import install as install_referral
 from yilian.schema import upgrade_to_head
 
 
@@ -35,7 +35,7 @@ def create_app(
     )
     url = base_url or settings.base_url or "http://localhost:8000"
     app.state.runtime = Runtime(engine, url.rstrip("/") + "/fhir")
-    install_referral_hooks(app.state.runtime)  # slot booking on every Appointment write
+    install_referral(app)  # /api/referral and slot booking on every Appointment write
     install_error_handlers(app)
     # Bulk operations first: their fixed paths ($export, $import) must win over /{type}/{id}.
     app.include_router(bulk_router)

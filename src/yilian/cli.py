@@ -55,6 +55,9 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
     app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
     app.command("sql", help="Run SQL over the materialised views.")(sql)
+    from yilian.referral.cli import app as referral_app
+
+    app.add_typer(referral_app, name="referral", help="Referral slots: release job, generation.")
     app.add_typer(mpi_app, name="mpi", help="Master patient index: match and link residents.")
 
 

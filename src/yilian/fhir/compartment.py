@@ -25,9 +25,13 @@ def _patient_keys(res_type: str) -> tuple[str, ...]:
     """Top-level elements through which a resource of this type may point at its patient.
 
     Compartment parameters are named like their elements in almost every case (subject, patient,
-    performer, …); ``participant``/``actor``-style nesting is followed by ``_collect``.
+    performer, …); ``participant``/``actor``-style nesting is followed by ``_collect``. The one
+    parameter named unlike its element is ``actor`` (Appointment, AppointmentResponse:
+    ``participant.actor``), hence ``participant``.
     """
     keys = {p.split(".", 1)[0] for p in patient_compartment().get(res_type, [])}
+    if "actor" in keys:
+        keys.add("participant")
     return tuple(sorted(keys | {"subject", "patient", "for", "beneficiary"}))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from yilian.fhir import search as search_engine
 from yilian.fhir import systems
-from yilian.fhir.errors import invalid
+from yilian.fhir.errors import invalid, not_found
 from yilian.fhir.store import ResourceStore
 from yilian.referral import resources as rs
 from yilian.referral.errors import conflict
@@ -131,8 +131,21 @@ def priority_groups(store: ResourceStore, patient: Json, declared: tuple[str, ..
     return groups
 
 
+def _content(store: ResourceStore, res_type: str, res_id: str) -> Json:
+    row = store.current_row(res_type, res_id)
+    if row is None or row.deleted:
+        raise not_found(f"{res_type}/{res_id} is not known")
+    content: Json = row.content
+    return content
+
+
 def sign(store: ResourceStore, request: SignRequest) -> tuple[Json, Json]:
-    """Create the contract (EpisodeOfCare + CareTeam); 409 if the resident already has one."""
+    """Create the contract (EpisodeOfCare + CareTeam); 409 if the resident already has one.
+
+    Signing is what creates the family doctor's relationship with the resident, so it reads the
+    resident and writes the contract as the server (the caller checked the doctor's role); the
+    writes are audited under the doctor's name like any other.
+    """
     for group in request.declared_groups:
         if group not in ("disabled", "special-family"):
             raise invalid(
@@ -140,8 +153,8 @@ def sign(store: ResourceStore, request: SignRequest) -> tuple[Json, Json]:
                 expression="declared_groups",
                 rule="contract-priority-group",
             )
-    patient = store.read("Patient", request.patient, audit=False)
-    store.read("Practitioner", request.family_doctor, audit=False)
+    patient = _content(store, "Patient", request.patient)
+    _content(store, "Practitioner", request.family_doctor)
     names: dict[str, str] = {}
     for field, org_id in (("chc", request.chc), ("district", request.district_hospital),
                           ("municipal", request.municipal_hospital)):  # fmt: skip
@@ -153,7 +166,7 @@ def sign(store: ResourceStore, request: SignRequest) -> tuple[Json, Json]:
                 expression=field,
                 rule="contract-1-1-1",
             )
-        names[org_id] = str(store.read("Organization", org_id, audit=False).get("name", org_id))
+        names[org_id] = str(_content(store, "Organization", org_id).get("name", org_id))
     if _contract_team(store, request.patient) is not None:
         raise conflict(
             "contract-single-active",
@@ -174,6 +187,10 @@ def sign(store: ResourceStore, request: SignRequest) -> tuple[Json, Json]:
                 ),
             }
         )
-    stored_team = store.update("CareTeam", contract.id, team).resource
-    stored_episode = store.update("EpisodeOfCare", contract.id, episode).resource
+    system = (
+        ResourceStore(store.session, store.options) if type(store) is not ResourceStore else store
+    )
+    stored_team = system.update("CareTeam", contract.id, team).resource
+    stored_episode = system.update("EpisodeOfCare", contract.id, episode).resource
+    system.flush()
     return stored_episode, stored_team
