@@ -20,6 +20,15 @@ _CHINESE_DIGITS = {
     "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
     "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
 }  # fmt: skip
+# Shanghai's 16 districts and the three abolished ones, as people abbreviate them (上海徐汇, 长宁):
+# identity-and-analytics.md notes cpca fails on such abbreviations, so they are expanded here.
+# The district list is general knowledge [unverified in shared/domain]; 浦东 is 浦东新区.
+_DISTRICT_NAMES = "黄浦 徐汇 长宁 静安 普陀 虹口 杨浦 闵行 宝山 嘉定 浦东 金山 松江 青浦 奉贤 崇明"
+_ABOLISHED_NAMES = "卢湾 闸北 南汇"
+_SHORT_DISTRICTS = {
+    name: name + ("新区" if name == "浦东" else "区")
+    for name in f"{_DISTRICT_NAMES} {_ABOLISHED_NAMES}".split()
+}
 _PROVINCE = re.compile(r"^(?:中国)?(?:上海市?|[\u4e00-\u9fff]{2,3}省)")
 _CITY = re.compile(r"^[\u4e00-\u9fff]{2,4}市")
 _DISTRICT = re.compile(r"^([\u4e00-\u9fff]{1,4}?(?:新区|区|县))")
@@ -70,6 +79,11 @@ def parse_address(text: str) -> Address:
     rest = _PROVINCE.sub("", rest)
     rest = _CITY.sub("", rest)
     parts: dict[str, str | None] = {}
+    short = rest[:2]
+    # 长宁 alone is the district, but 长宁路 / 浦东大道 / 长宁区 are not the abbreviation.
+    if short in _SHORT_DISTRICTS and rest[2:3] not in ("区", "新", "路", "街", "大", "公", "道"):
+        parts["district"] = _SHORT_DISTRICTS[short]
+        rest = rest[2:]
     for name, pattern in (
         ("district", _DISTRICT),
         ("subdistrict", _SUBDISTRICT),
@@ -78,6 +92,8 @@ def parse_address(text: str) -> Address:
         ("number", _NUMBER),
         ("room", _ROOM),
     ):
+        if name in parts:
+            continue
         match = pattern.match(rest)
         if match and match.group(1):
             parts[name] = match.group(1)

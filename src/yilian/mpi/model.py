@@ -41,6 +41,11 @@ CertainFn = Callable[[Records, IntArray, IntArray], BoolArray]
 LINK_THRESHOLD = 0.5
 UPPER_THRESHOLD = 0.95
 LOWER_THRESHOLD = 0.05
+# Fellegi-Sunter multiplies the evidence of fields as if independent; members of one household
+# agree on surname, address and phone together (twins on the birth date too), so their combined
+# weight is overstated. A pair at a ``review_at_most`` level is capped at this weight (match
+# probability 1/3): a steward decides, the matcher never links it alone.
+REVIEW_AT_MOST_WEIGHT = -1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class ModelSpec:
     blocking: tuple[BlockingRule, ...]
     prepare: Callable[[Records], None] = lambda records: None
     certain: CertainFn | None = None  # pairs that are matches by rule (same valid resident ID)
+    # (comparison name, level) pairs that may send a pair to review but never auto-link it; see
+    # ``REVIEW_AT_MOST_WEIGHT``.
+    review_at_most: tuple[tuple[str, int], ...] = ()
     max_block: int = 1000
 
 
@@ -210,6 +218,10 @@ class Matcher:
                 weight += self._tf_adjustment(
                     records, comparison.tf_column, params.u[k][1], gamma[:, k], i
                 )
+        names = [c.name for c in self.spec.comparisons]
+        for name, level in self.spec.review_at_most:
+            capped = gamma[:, names.index(name)] == level
+            weight[capped] = np.minimum(weight[capped], REVIEW_AT_MOST_WEIGHT)
         if self.spec.certain is not None:
             weight[self.spec.certain(records, i, j)] = np.inf
         return Scored(i, j, gamma, weight)

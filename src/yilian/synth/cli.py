@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from yilian.synth.duplicates import DuplicateMaker, hospitals
 from yilian.synth.generator import DistrictGenerator, SynthConfig
 from yilian.synth.writer import NdjsonWriter
 
@@ -49,6 +50,13 @@ def synth(
     ),
     visits: float = typer.Option(1.0, min=0.0, help="Multiplier on visit and admission rates."),
     gzip: bool = typer.Option(False, "--gzip", help="Write .ndjson.gz (the loader reads both)."),
+    duplicates: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help="Share of residents registered again at a hospital, with typos, plus twins; "
+        "writes mpi-truth.csv (docs/synth.md 'Duplicates').",
+    ),
 ) -> None:
     """Generate a synthetic Changning district (FHIR R4 NDJSON); then run `yilian load DIR`."""
     console = Console(stderr=True)
@@ -57,6 +65,11 @@ def synth(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     generator = DistrictGenerator(config)
+    maker = (
+        DuplicateMaker(duplicates, seed, hospitals(generator.network), config.end_date)
+        if duplicates > 0
+        else None
+    )
     started = time.monotonic()
     columns = (
         TextColumn("[bold]generating residents"),
@@ -70,7 +83,10 @@ def synth(
         Progress(*columns, console=console, transient=False) as progress,
     ):
         task = progress.add_task("residents", total=generator.residents)
-        writer.write_all(generator.resources(lambda n: progress.advance(task, n)))
+        stream = generator.resources(lambda n: progress.advance(task, n))
+        writer.write_all(maker.process(stream) if maker else stream)
+    if maker:
+        console.print(f"ground truth for patient matching: {maker.write_truth(out)}")
     elapsed = max(time.monotonic() - started, 1e-9)
     table = Table(title=f"Changning district, scale {scale}, seed {seed}, ending {config.end_date}")
     table.add_column("resource type")
