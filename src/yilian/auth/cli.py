@@ -18,7 +18,13 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yilian.auth.demo import DEMO_PASSWORD, create_demo_users, read_choice
+from yilian.auth.demo import (
+    DEMO_FILE,
+    DEMO_PASSWORD,
+    create_demo_users,
+    read_choice,
+    write_choice,
+)
 from yilian.auth.passwords import PasswordError
 from yilian.auth.scopes import ScopeError
 from yilian.auth.service import (
@@ -163,7 +169,16 @@ def password(
 def demo(
     directory: Path = typer.Argument(..., help="The district directory of `yilian synth`."),
 ) -> None:
-    """Create the demo users of a loaded synthetic district (one per role); existing are kept."""
+    """Create the demo users of a loaded synthetic district (one per role); existing are kept.
+
+    The choice is DIR/demo-users.json; when missing it is made from DIR's NDJSON and written.
+    """
+    if not (directory / DEMO_FILE).exists():
+        try:
+            write_choice(directory)
+        except (OSError, AuthError) as exc:
+            err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     with _session() as session:
         done = create_demo_users(session, read_choice(directory))
         table = Table("username", "password", "role", "name", "created")

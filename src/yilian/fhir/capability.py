@@ -86,6 +86,18 @@ def _statement() -> dict[str, Any]:
                     "log. Supported search result parameters: " + RESULT_PARAMETERS + ". "
                     "Composite search parameters and _text/_content are not supported."
                 ),
+                "security": {
+                    "cors": False,
+                    "description": (
+                        "Every interaction except GET /metadata needs 'Authorization: Bearer "
+                        "<token>' (an opaque token from `yilian users token NAME`, with "
+                        "SMART-v1-style scopes such as user/*.read or patient/*.read) or the "
+                        "web session cookie. Role rules (docs/authorization.md) restrict each "
+                        "search inside the database; refusals are 403 OperationOutcomes naming "
+                        "the rule and are audited. X-Break-Glass: <reason> lets a clinician "
+                        "read one patient's record for one request (purpose of use BTG)."
+                    ),
+                },
                 "resource": [_resource_entry(t) for t in sorted(resource_types())],
                 "interaction": [
                     {"code": "transaction"},
