@@ -21,23 +21,32 @@ def serve(
     import uvicorn
 
     from yilian.app import create_app
+    from yilian.auth.cli import initial_admin_message
 
     settings = load_settings()
     base_url = settings.base_url or f"http://{host}:{port}"
+    application = create_app(settings, base_url=base_url)
+    message = initial_admin_message()
+    if message:
+        typer.echo(message, err=True)
     typer.echo(f"yilian on {base_url}  (FHIR: {base_url}/fhir, API docs: {base_url}/docs)")
     typer.echo(f"database: {settings.database_url}")
-    uvicorn.run(create_app(settings, base_url=base_url), host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema to the newest version."""
+    from yilian.auth.cli import initial_admin_message
     from yilian.db import make_engine
     from yilian.schema import upgrade_to_head
 
     settings = load_settings()
     upgrade_to_head(make_engine(settings.database_url))
     typer.echo(f"schema is up to date: {settings.database_url}")
+    message = initial_admin_message()
+    if message:
+        typer.echo(message, err=True)
 
 
 def _mount() -> None:
@@ -45,6 +54,7 @@ def _mount() -> None:
     from yilian.analytics.cli import app as views_app
     from yilian.analytics.cli import sql
     from yilian.audit.cli import app as audit_app
+    from yilian.auth.cli import app as users_app
     from yilian.fhir.bulk.cli import export, load
     from yilian.mpi.cli import app as mpi_app
     from yilian.synth.cli import synth
@@ -53,6 +63,7 @@ def _mount() -> None:
     app.command(help="Export resources as NDJSON (FHIR Bulk Data layout).")(export)
     app.command(help="Generate a synthetic Changning district as FHIR NDJSON.")(synth)
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
+    app.add_typer(users_app, name="users", help="Users, roles and bearer tokens.")
     app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
     app.command("sql", help="Run SQL over the materialised views.")(sql)
     from yilian.referral.cli import app as referral_app
