@@ -88,6 +88,7 @@ def synth(
     if maker:
         console.print(f"ground truth for patient matching: {maker.write_truth(out)}")
     elapsed = max(time.monotonic() - started, 1e-9)
+    _write_demo_users(out, console)
     table = Table(title=f"Changning district, scale {scale}, seed {seed}, ending {config.end_date}")
     table.add_column("resource type")
     table.add_column("count", justify="right")
@@ -101,3 +102,15 @@ def synth(
         f"({total / elapsed:,.0f} resources/s) -> {out}\nnext: yilian load {out}",
         soft_wrap=True,
     )
+
+
+def _write_demo_users(out: Path, console: Console) -> None:
+    """One demo user per role, linked to this district's records (``yilian users demo DIR``
+    creates them after ``yilian load DIR``; docs/authorization.md "Demo users")."""
+    from yilian.auth.demo import write_choice
+    from yilian.auth.service import AuthError
+
+    try:
+        console.print(f"demo users: {write_choice(out)}")
+    except AuthError as exc:  # too small a district to have every role's records
+        console.print(f"no demo users: {exc}", markup=False)
