@@ -1,9 +1,17 @@
-"""Bulk-load throughput: Synthea-like NDJSON into PostgreSQL and SQLite, against a raw COPY.
+"""Bulk-load throughput: mixed clinical NDJSON into PostgreSQL and SQLite, against a raw COPY.
 
-Replicates the Synthea transaction Bundles with fresh ids (urn:uuid references rewritten to
-Type/id) to ``--resources`` resources, writes one NDJSON file, loads it with validation on into a
-fresh database of each backend, and loads the same lines with a bare ``COPY`` into a one-column
-JSONB table — the floor that no FHIR loader can beat. Prints resources/s and the ratio.
+Input (``--source``): ``district`` (default) is the first ``--resources`` resources of the
+synthetic Changning district (``yilian.synth``: care network and staff, then residents with their
+encounters, observations, conditions, medication requests, immunizations, …); ``synthea``
+replicates the Synthea transaction Bundles with fresh ids (urn:uuid references rewritten to
+Type/id). One NDJSON file is written and loaded with validation on into a fresh database of each
+backend; on PostgreSQL the same lines also go in by a bare ``COPY`` into a one-column JSONB table —
+the floor that no FHIR loader can beat. Prints resources/s and the ratio.
+
+Wall-clock rates depend on what else runs on the machine, so the script also measures the CPU
+time the load consumed, per process group (the loader's main process, its worker processes and
+the PostgreSQL backends serving it; sampled from /proc), and prints the rate the load would reach
+if it had ``--cores`` cores to itself: resources / (CPU seconds / cores).
 
     .venv/bin/python bench/bulk_load.py --resources 60000
 """
@@ -14,8 +22,10 @@ import argparse
 import json
 import os
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +35,9 @@ from sqlalchemy import create_engine, text
 from yilian.db import make_engine
 from yilian.fhir.bulk.importer import Loader, LoadOptions
 from yilian.fhir.runtime import RequestContext, Runtime
+from yilian.jsonutil import dumps
 from yilian.schema import upgrade_to_head
+from yilian.synth.generator import DistrictGenerator, SynthConfig
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "shared/data/fhir/synthea-r4"
 ADMIN = os.environ.get("YILIAN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -66,6 +78,107 @@ def replicate(target: int, out: Path) -> int:
     return written
 
 
+def district(target: int, out: Path) -> int:
+    """The first ``target`` resources of the synthetic district, at a scale that has them."""
+    scale = max(0.01, target / 1_100_000 * 0.09 * 1.2)  # ≈ 1.1 M resources at scale 0.09
+    written = 0
+    with out.open("wb") as handle:
+        for resource in DistrictGenerator(SynthConfig(scale=scale, seed=1)).resources():
+            handle.write(dumps(resource) + b"\n")
+            written += 1
+            if written >= target:
+                break
+    return written
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_and_parent(pid: int) -> tuple[float, int] | None:
+    """(user + system CPU seconds, parent pid) of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK, int(fields[1])
+
+
+class CpuMeter:
+    """CPU seconds used during a load by this process, its descendants (the worker pool and its
+    fork server) and the given PostgreSQL backends. Sampled every 0.2 s: a process that exits
+    counts with its last sample (the pool's workers live for the whole load)."""
+
+    def __init__(self, backend_pids: Callable[[], list[int]] | None = None) -> None:
+        self.backend_pids = backend_pids or (lambda: [])
+        self.me = os.getpid()
+        self.start: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        parents: dict[int, tuple[float, int]] = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                got = _cpu_and_parent(int(name))
+                if got is not None:
+                    parents[int(name)] = got
+        out: dict[int, tuple[str, float]] = {}
+        for pid, (cpu, _ppid) in parents.items():
+            group = None
+            walk, hops = pid, 0
+            while walk in parents and hops < 6:
+                if walk == self.me:
+                    group = "main" if pid == self.me else "workers"
+                    break
+                walk, hops = parents[walk][1], hops + 1
+            if group is not None:
+                out[pid] = (group, cpu)
+        for pid in self.backend_pids():
+            got = parents.get(pid)
+            if got is not None:
+                out[pid] = ("postgres", got[0])
+        return out
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(0.2):
+            self.last.update(self._sample())
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {pid: cpu for pid, (_g, cpu) in self._sample().items()}
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join()
+        self.last.update(self._sample())
+
+    def seconds(self) -> dict[str, float]:
+        groups: dict[str, float] = {"main": 0.0, "workers": 0.0, "postgres": 0.0}
+        for pid, (group, cpu) in self.last.items():
+            groups[group] += cpu - self.start.get(pid, 0.0)
+        return groups
+
+
+def pg_backends(url: str) -> Callable[[], list[int]]:
+    """Pids of the other backends connected to the bench database (the loader's connections)."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    conn = psycopg.connect(dsn, autocommit=True)
+    lock = threading.Lock()
+
+    def pids() -> list[int]:
+        with lock:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    return pids
+
+
 def fresh_pg() -> tuple[str, str]:
     name = f"yilian_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
@@ -82,64 +195,98 @@ def drop_pg(name: str) -> None:
     admin.dispose()
 
 
-def load(url: str, path: Path, workers: int) -> tuple[int, int, float]:
+def load(url: str, path: Path, workers: int) -> tuple[int, int, float, dict[str, float]]:
     engine = make_engine(url)
     upgrade_to_head(engine)
     runtime = Runtime(engine, "http://bench/fhir")
-    started = time.perf_counter()
-    report = Loader(runtime, RequestContext.system(), LoadOptions(workers=workers)).load([path])
-    seconds = time.perf_counter() - started
+    backends = pg_backends(url) if url.startswith("postgresql") else None
+    with CpuMeter(backends) as meter:
+        started = time.perf_counter()
+        options = LoadOptions(workers=workers)
+        report = Loader(runtime, RequestContext.system(), options).load([path])
+        seconds = time.perf_counter() - started
     engine.dispose()
-    return report.loaded, report.rejected, seconds
+    return report.loaded, report.rejected, seconds, meter.seconds()
 
 
-def raw_copy(url: str, path: Path) -> float:
+def show(
+    name: str, loaded: int, rejected: int, seconds: float, cpu: dict[str, float], cores: int
+) -> None:
+    total = sum(cpu.values())
+    parts = ", ".join(f"{group} {value:.1f}" for group, value in cpu.items() if value)
+    print(
+        f"{name}: {loaded} loaded, {rejected} rejected, {seconds:.1f} s wall, "
+        f"{loaded / seconds:,.0f} resources/s wall"
+    )
+    print(
+        f"  CPU {total:.1f} s ({parts}) = {total / loaded * 1000:.3f} ms per resource; "
+        f"on {cores} otherwise idle cores: {loaded / (total / cores):,.0f} resources/s"
+    )
+
+
+def raw_copy(url: str, path: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process + its backend) of a bare COPY of the lines."""
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE TABLE raw_json (doc jsonb)")
-        started = time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY raw_json (doc) FROM STDIN") as copy,
-            path.open("rb") as handle,
-        ):
-            for line in handle:
-                copy.write_row((line.rstrip(b"\n").decode(),))
         conn.commit()
-        return time.perf_counter() - started
+        backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        with CpuMeter(lambda: [backend]) as meter:
+            started = time.perf_counter()
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY raw_json (doc) FROM STDIN") as copy,
+                path.open("rb") as handle,
+            ):
+                for line in handle:
+                    # COPY text format: only the backslash needs escaping in compact JSON
+                    copy.write(line.replace(b"\\", b"\\\\"))
+            conn.commit()
+            seconds = time.perf_counter() - started
+        return seconds, sum(meter.seconds().values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--resources", type=int, default=60000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--source", choices=("district", "synthea"), default="district")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--skip-postgresql", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "synthea.ndjson"
-        count = replicate(args.resources, path)
+        path = Path(tmp) / f"{args.source}.ndjson"
+        make = district if args.source == "district" else replicate
+        count = make(args.resources, path)
         size = path.stat().st_size / 1e6
-        print(f"{count} resources, {size:.0f} MB NDJSON, validation on, {args.workers} workers")
-        url, name = fresh_pg()
-        try:
-            loaded, rejected, seconds = load(url, path, args.workers)
-            print(
-                f"postgresql: {loaded} loaded, {rejected} rejected, {seconds:.1f} s, "
-                f"{loaded / seconds:,.0f} resources/s"
-            )
-            raw = raw_copy(url, path)
-            print(
-                f"raw COPY into one jsonb column: {raw:.1f} s, {count / raw:,.0f} rows/s; "
-                f"yilian load takes {seconds / raw:.1f}x as long"
-            )
-        finally:
-            drop_pg(name)
+        print(
+            f"{count} {args.source} resources, {size:.0f} MB NDJSON, validation on, "
+            f"{args.workers} workers; load average before: {os.getloadavg()[0]:.1f}"
+        )
+        if not args.skip_postgresql:
+            url, name = fresh_pg()
+            try:
+                loaded, rejected, seconds, cpu = load(url, path, args.workers)
+                show("postgresql", loaded, rejected, seconds, cpu, args.cores)
+                raw, raw_cpu = raw_copy(url, path)
+                print(
+                    f"raw COPY into one jsonb column: {raw:.1f} s wall, {count / raw:,.0f} rows/s; "
+                    f"CPU {raw_cpu:.1f} s, on {args.cores} idle cores "
+                    f"{count / (raw_cpu / args.cores):,.0f} rows/s"
+                )
+                print(
+                    f"  yilian load / raw COPY: {seconds / raw:.1f}x the wall time, "
+                    f"{sum(cpu.values()) / raw_cpu:.1f}x the CPU"
+                )
+            finally:
+                drop_pg(name)
         if not args.skip_sqlite:
-            loaded, rejected, seconds = load(f"sqlite:///{tmp}/bench.sqlite", path, args.workers)
-            print(
-                f"sqlite: {loaded} loaded, {rejected} rejected, {seconds:.1f} s, "
-                f"{loaded / seconds:,.0f} resources/s"
+            loaded, rejected, seconds, cpu = load(
+                f"sqlite:///{tmp}/bench.sqlite", path, args.workers
             )
+            show("sqlite", loaded, rejected, seconds, cpu, args.cores)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ from rich.table import Table
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from yilian.db import make_engine
+from yilian.auth.principal import Role
+from yilian.auth.service import create_user, find_user, issue_token
+from yilian.db import make_engine, session_factory
 from yilian.fhir.models import INDEX_TABLES
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.searchparams.extract import extract_index_rows
@@ -463,13 +465,28 @@ def timed(
     return Result(backend, layer, query, timings, entries)
 
 
+def bench_token(engine: Engine) -> str:
+    """A bearer token of the user ``bench`` (role admin, created once): the FHIR routes require
+    authentication (docs/authorization.md), and admin is the role whose checks cost least, so
+    the HTTP figures are the store's and the API's, not one clinical role's policy queries."""
+    with session_factory(engine)() as session, session.begin():
+        user = find_user(session, "bench") or create_user(
+            session, "bench", Role("admin"), display_name="benchmark"
+        )
+        return issue_token(session, user, days=1).value
+
+
 @contextmanager
-def server(url: str, port: int) -> Iterator[httpx.Client]:
+def server(url: str, port: int, token: str) -> Iterator[httpx.Client]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", url, "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}/fhir", timeout=60)
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}/fhir",
+        timeout=60,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     try:
         for _ in range(300):
             try:
@@ -604,7 +621,8 @@ def main() -> None:
             results.append(timed(backend.name, "service", query, call, args.warmup))
             console.log(f"{backend.name} service {query.label}: done · {load_avg()}")
         if not args.no_http:
-            with server(backend.url, args.port) as client:
+            upgrade_to_head(backend.engine)  # the auth tables, if the build predates them
+            with server(backend.url, args.port, bench_token(backend.engine)) as client:
                 for query in queries:
                     over_http = functools.partial(call_http, client)
                     results.append(timed(backend.name, "http", query, over_http, args.warmup))

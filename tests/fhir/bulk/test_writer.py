@@ -11,6 +11,7 @@ from tests.fhir.bulk.conftest import synthea_resources, write_ndjson
 from yilian.audit.models import AuditEntryRow
 from yilian.fhir.bulk import copytext
 from yilian.fhir.bulk.importer import Loader, LoadOptions
+from yilian.fhir.bulk.prepare import index_columns
 from yilian.fhir.models import (
     INDEX_TABLES,
     ReferenceIndex,
@@ -19,7 +20,7 @@ from yilian.fhir.models import (
     StringIndex,
 )
 from yilian.fhir.runtime import RequestContext, Runtime
-from yilian.fhir.searchparams.extract import extract_index_rows
+from yilian.fhir.searchparams.extract import extract_index_rows, extract_index_tuples
 
 
 def load(runtime: Runtime, path: Path, batch_size: int = 40) -> None:
@@ -34,7 +35,7 @@ def test_copy_text_escapes_what_the_format_reserves() -> None:
     assert copytext.field(True) == "t"
     assert copytext.field(0.1) == "0.1"
     assert copytext.field(datetime(1, 1, 1)) == "0001-01-01 00:00:00"
-    assert copytext.marked_lines([{"a": "x", "b": None}], ("a", "b")) == "\x01\tx\t\\N\n"
+    assert copytext.marked_lines([("x", None)]) == "\x01\tx\t\\N\n"
     assert copytext.unescape_json(copytext.escape_json('{"a":"\\n\\\\"}')) == '{"a":"\\n\\\\"}'
 
 
@@ -124,13 +125,27 @@ def test_each_batch_is_an_audit_event_naming_every_resource(
 
 
 def test_marked_lines_fast_join_equals_escaping_each_value() -> None:
-    columns = ("a", "b", "c")
     samples: list[object] = ["x", None, "tab\there", "nl\n", "back\\slash", "\x01", "\x02", "\\N"]
     samples += [1.5, datetime(2024, 5, 1), True, "\r", "王"]
     for value in samples:
-        rows = [{"a": "plain", "b": None, "c": value}, {"a": value, "c": "z"}]
+        rows: list[tuple[object, ...]] = [("plain", None, value), (value, None, "z")]
         expected = "".join(
-            copytext.PK_MARK + "\t" + "\t".join(copytext.field(r.get(c)) for c in columns) + "\n"
-            for r in rows
+            copytext.PK_MARK + "\t" + "\t".join(copytext.field(v) for v in r) + "\n" for r in rows
         )
-        assert copytext.marked_lines(rows, columns) == expected, value
+        assert copytext.marked_lines(rows) == expected, value
+    assert copytext.marked_lines([]) == ""
+
+
+def test_index_tuples_are_the_index_rows_in_table_column_order() -> None:
+    """The bulk path's tuples hold exactly the store's index rows, column for column."""
+    resources = synthea_resources(1) + synthea_resources(2)
+    kinds: set[str] = set()
+    for resource in resources:
+        expected = {
+            kind: [tuple(row[c] for c in index_columns(kind)) for row in rows]
+            for kind, rows in extract_index_rows(resource).items()
+            if rows
+        }
+        assert extract_index_tuples(resource) == expected
+        kinds.update(expected)
+    assert kinds >= {"string", "token", "date", "reference", "quantity"}

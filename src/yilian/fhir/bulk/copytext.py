@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 PK_MARK = "\x01"
+_MARK_TAB = PK_MARK + "\t"
 
 _SPECIAL = re.compile(r"[\\\x00-\x1f\x7f]")
 # While a block is joined unescaped: NULL stands as _NULL; anything else to escape is suspect.
@@ -72,30 +73,30 @@ def line(values: tuple[Any, ...] | list[Any]) -> str:
     return "\t".join(field(v) for v in values) + "\n"
 
 
-def marked_lines(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """Index rows (dicts from ``extract_index_rows``) as lines ``PK_MARK \\t col1 \\t col2 …``.
+def marked_lines(rows: list[tuple[Any, ...]]) -> str:
+    """Index rows (tuples of ``extract_index_tuples``, all of one width) as lines
+    ``PK_MARK \\t col1 \\t col2 …``.
 
     Almost no value needs escaping, so the block is first joined as it is (NULL as ``_NULL``)
     and then checked in a few passes over the whole text: if the separators, marks and NULLs
     are exactly the ones put there and no value holds a backslash or control character, it is
     the right text; otherwise it is built again value by value.
     """
+    if not rows:
+        return ""
     lines = []
     nulls = 0
     for row in rows:
-        values = [row.get(c) for c in columns]
-        nulls += values.count(None)
-        plain = [v if type(v) is str else _NULL if v is None else field(v) for v in values]
-        lines.append(PK_MARK + "\t" + "\t".join(plain) + "\n")
+        nulls += row.count(None)
+        plain = [v if type(v) is str else _NULL if v is None else field(v) for v in row]
+        lines.append(_MARK_TAB + "\t".join(plain) + "\n")
     block = "".join(lines)
     if (
-        block.count("\t") == len(rows) * len(columns)
+        block.count("\t") == len(rows) * len(rows[0])
         and block.count("\n") == len(rows)
         and block.count(PK_MARK) == len(rows)
         and block.count(_NULL) == nulls
         and _SUSPECT.search(block) is None
     ):
-        return block.replace(_NULL, "\\N")
-    return "".join(
-        PK_MARK + "\t" + "\t".join(field(row.get(c)) for c in columns) + "\n" for row in rows
-    )
+        return block.replace(_NULL, "\\N") if nulls else block
+    return "".join(_MARK_TAB + "\t".join(field(v) for v in row) + "\n" for row in rows)

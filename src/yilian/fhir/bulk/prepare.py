@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -21,7 +21,8 @@ from yilian.fhir.bulk.copytext import marked_lines
 from yilian.fhir.compartment import patients_of
 from yilian.fhir.errors import FhirError
 from yilian.fhir.models import INDEX_TABLES
-from yilian.fhir.searchparams.extract import extract_index_rows
+from yilian.fhir.searchparams.extract import extract_index_tuples
+from yilian.fhir.searchparams.values import COLUMNS
 from yilian.fhir.store import format_instant
 from yilian.fhir.validation import validate_resource
 from yilian.jsonutil import dumps
@@ -63,9 +64,15 @@ class PreparedChunk:
 
 @cache
 def index_columns(kind: str) -> tuple[str, ...]:
-    """Columns of an index table that extraction fills (all but ``pk`` and ``resource_pk``)."""
+    """Columns of an index table in the order of ``extract_index_tuples``' rows: the table's
+    columns but ``pk`` and ``resource_pk`` — checked against the table, so a schema change that
+    the extraction does not follow fails loudly instead of writing values into wrong columns."""
+    columns = ("res_type", "param", *COLUMNS[kind])
     table = INDEX_TABLES[kind].__table__
-    return tuple(c.name for c in table.columns if c.name not in ("pk", "resource_pk"))
+    own = {c.name for c in table.columns if c.name not in ("pk", "resource_pk")}
+    if set(columns) != own:
+        raise RuntimeError(f"index table {kind}: columns {sorted(own)}, extraction {columns}")
+    return columns
 
 
 def describe(error: FhirError) -> str:
@@ -146,22 +153,13 @@ def prepare_stored(
 ) -> Prepared:
     """A stamped resource (``stamp``) with its index rows, ready for ``BatchWriter``."""
     res_type, res_id = stored["resourceType"], stored["id"]
-    extracted = extract_index_rows(stored)
+    extracted = extract_index_tuples(stored)  # rows in index_columns(kind) order
     patients = tuple(patients_of(stored))
     content = dumps(stored).decode()
     if copy_text:
-        copy_index = {
-            kind: marked_lines(rows, index_columns(kind))
-            for kind, rows in extracted.items()
-            if rows
-        }
+        copy_index = {kind: marked_lines(rows) for kind, rows in extracted.items()}
         return Prepared(number, res_type, res_id, client_id, now, content, {}, patients, copy_index)
-    index = {
-        kind: [tuple(r.get(c) for c in index_columns(kind)) for r in rows]
-        for kind, rows in extracted.items()
-        if rows
-    }
-    return Prepared(number, res_type, res_id, client_id, now, content, index, patients)
+    return Prepared(number, res_type, res_id, client_id, now, content, extracted, patients)
 
 
 def stamp(resource: dict[str, Any], res_id: str, version: int, now: datetime) -> dict[str, Any]:
@@ -170,9 +168,14 @@ def stamp(resource: dict[str, Any], res_id: str, version: int, now: datetime) ->
     stored["id"] = res_id
     meta = dict(stored.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = format_instant(now)
+    meta["lastUpdated"] = _instant(now)
     stored["meta"] = meta
     return stored
+
+
+@lru_cache(maxsize=4)
+def _instant(now: datetime) -> str:
+    return format_instant(now)  # one ``now`` per chunk: formatted once, not per resource
 
 
 def restamp(content: str, version: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from yilian.fhir.searchparams.normalise import OPEN_HIGH, OPEN_LOW, date_range, normalise_string
@@ -200,21 +201,25 @@ def reference_rows(value: Any, fhir_type: str) -> list[Row]:
     target_type = target_id = target_url = None
     reference = value.get("reference")
     if type(reference) is str and not reference.startswith("#"):
-        target_type = reference_type(reference)
-        if target_type is not None:
-            parts = reference.split("/")
-            id_at = len(parts) - 1 if "_history" not in parts else parts.index("_history") - 1
-            target_id = parts[id_at]
-            if "://" in reference:
-                target_url = reference
-        else:
-            target_url = reference  # urn:uuid:…, or a URL that names no resource type
+        target_type, target_id, target_url = _reference_target(reference)
     identifier = value.get("identifier")
     id_system = id_value = None
     if type(identifier) is dict:
         id_system, id_value = identifier.get("system"), identifier.get("value")
     row = (target_type, target_id, target_url, id_system, id_value)
     return [row] if row != (None, None, None, None, None) else []
+
+
+@lru_cache(maxsize=1 << 16)
+def _reference_target(reference: str) -> tuple[str | None, str | None, str | None]:
+    """(target type, id, url) of a literal reference. Cached: the same patient, encounter,
+    practitioner and organization references recur across a patient's resources (bulk loads)."""
+    target_type = reference_type(reference)
+    if target_type is None:
+        return None, None, reference  # urn:uuid:…, or a URL that names no resource type
+    parts = reference.split("/")
+    id_at = len(parts) - 1 if "_history" not in parts else parts.index("_history") - 1
+    return target_type, parts[id_at], reference if "://" in reference else None
 
 
 def uri_rows(value: Any, fhir_type: str) -> list[Row]:
