@@ -14,6 +14,7 @@ from yilian.fhir.bulk.api import router as bulk_router
 from yilian.fhir.runtime import Runtime
 from yilian.referral.api import install as install_referral
 from yilian.schema import upgrade_to_head
+from yilian.web.routes import install_web
 
 
 def create_app(
@@ -40,4 +41,5 @@ def create_app(
     # Bulk operations first: their fixed paths ($export, $import) must win over /{type}/{id}.
     app.include_router(bulk_router)
     app.include_router(fhir_router)
+    install_web(app)  # the pages: /, /login, /patients/{id}, /static (docs/web.md)
     return app
