@@ -6,8 +6,12 @@ import time
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from yilian.mpi.chinese import chinese_spec
+from yilian.mpi.dedupe import run_dedupe
 from yilian.mpi.district import district_quality, load_district
 from yilian.mpi.evaluate import pair_quality
 from yilian.mpi.febrl import DataError, Dataset, febrl_spec, load_febrl3, load_febrl4, load_file
@@ -132,3 +136,51 @@ def _benchmark_district(directory: Path, threshold: float, parameters: Path | No
     typer.echo(f"wall_time_s={elapsed:.2f} (loading {loaded - started:.2f})")
     _write_parameters(matcher, parameters)
     typer.echo(f"f1={quality.f1:.4f}")
+
+
+@app.command()
+def dedupe(
+    source: Path = typer.Argument(..., help="Directory with Patient.ndjson[.gz]."),
+    out: Path = typer.Option(..., "--out", help="Directory for the links, review queue, report."),
+) -> None:
+    """Deduplicate every Patient: link clusters to a golden record (Patient.link), queue the rest.
+
+    Writes OUT/Patient.ndjson (clustered Patients with links; apply with `yilian load OUT`),
+    OUT/mpi-review.csv (pairs for a steward) and OUT/mpi-report.json.
+    """
+    if not source.is_dir():
+        typer.echo(f"error: SOURCE must be a directory with Patient.ndjson, got {source}", err=True)
+        raise typer.Exit(2)
+    stages = ["read Patients (DuckDB)", "estimate parameters (EM)", "block and score"]
+    stages.append("cluster and write")
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True),
+    ) as progress:  # fmt: skip
+        task = progress.add_task("dedupe", total=len(stages))
+
+        def step(name: str) -> None:
+            progress.update(task, description=name, completed=stages.index(name))
+
+        try:
+            report = run_dedupe(source, out, step)
+        except DataError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        progress.update(task, description="done", completed=len(stages))
+    table = Table(title=f"yilian mpi dedupe {source}")
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, value in (
+        ("Patient records", report.records),
+        ("candidate pairs", report.candidate_pairs),
+        (f"automatic links (p >= {UPPER_THRESHOLD:g})", report.auto_links),
+        (f"review queue ({LOWER_THRESHOLD:g} <= p < {UPPER_THRESHOLD:g})", report.review_pairs),
+        ("clusters (persons with > 1 record)", report.clusters),
+        ("records in clusters", report.records_in_clusters),
+    ):
+        table.add_row(label, f"{value:,}")
+    for stage, seconds in report.seconds.items():
+        table.add_row(f"time: {stage}", f"{seconds:.1f} s")
+    Console().print(table)
+    typer.echo(f"links: {out / 'Patient.ndjson'}  review: {out / 'mpi-review.csv'}")
