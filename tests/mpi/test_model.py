@@ -79,3 +79,22 @@ def test_scoring_needs_parameters() -> None:
     records, _ = known_data()
     with pytest.raises(RuntimeError, match="no parameters"):
         Matcher(SPEC).predict(records)
+
+
+def test_parameters_round_trip_and_reject_a_foreign_file() -> None:
+    from yilian.mpi.parameters import ParameterFileError, parameters_from_json
+
+    records, _ = known_data()
+    matcher = Matcher(SPEC)
+    matcher.train(records, sample=50_000)
+    assert matcher.parameters is not None
+    text = parameters_json(SPEC, matcher.parameters)
+    loaded = parameters_from_json(SPEC, text)
+    before = matcher.predict(records)
+    after = Matcher(SPEC, loaded).predict(records)
+    assert np.allclose(before.weight, after.weight, atol=1e-3)
+    other = ModelSpec("other", SPEC.comparisons, SPEC.blocking)
+    with pytest.raises(ParameterFileError, match="model 'known'"):
+        parameters_from_json(other, text)
+    with pytest.raises(ParameterFileError, match="not a yilian parameter file"):
+        parameters_from_json(SPEC, "{}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 from yilian.mpi.model import ModelSpec, Parameters
 
 
@@ -21,7 +23,7 @@ def parameters_dict(spec: ModelSpec, params: Parameters) -> dict[str, object]:
             {
                 "level": k,
                 "label": label,
-                "m": round(float(m[k]), 6),
+                "m": float(f"{m[k]:.6g}"),
                 "u": float(f"{u[k]:.6g}"),
                 "weight_bits": round(float(w[k]), 3),
             }
@@ -68,3 +70,44 @@ def parameters_markdown(spec: ModelSpec, params: Parameters) -> str:
                 f"| {w[k]:+.2f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+class ParameterFileError(ValueError):
+    """A parameter file does not fit the model; the message names the comparison and rule."""
+
+
+def parameters_from_json(spec: ModelSpec, text: str) -> Parameters:
+    """Read back ``parameters_json`` output, checking it belongs to this model's comparisons.
+
+    Lets a trained model be reused (the batch job's parameters for the real-time path) without
+    retraining; a file from another model version is rejected rather than misapplied.
+    """
+    try:
+        data = json.loads(text)
+        prior = float(data["probability_two_random_records_match"])
+        comparisons = data["comparisons"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParameterFileError(f"not a yilian parameter file ({exc})") from None
+    if data.get("model") != spec.name:
+        raise ParameterFileError(
+            f"parameters are for model {data.get('model')!r}, not {spec.name!r}"
+        )
+    if not 0.0 < prior < 1.0:
+        raise ParameterFileError(
+            f"probability_two_random_records_match must be in (0, 1), got {prior}"
+        )
+    names = [c["name"] for c in comparisons]
+    if names != [c.name for c in spec.comparisons]:
+        raise ParameterFileError(f"comparisons {names} do not match the model's")
+    m_list, u_list = [], []
+    for comparison, stored in zip(spec.comparisons, comparisons, strict=True):
+        levels = stored["levels"][1:]
+        if [lv["label"] for lv in levels] != list(comparison.labels):
+            raise ParameterFileError(f"{comparison.name}: levels differ from the model's")
+        m = np.array([0.0, *[float(lv["m"]) for lv in levels]])
+        u = np.array([0.0, *[float(lv["u"]) for lv in levels]])
+        if (m[1:] <= 0).any() or (u[1:] <= 0).any():
+            raise ParameterFileError(f"{comparison.name}: m and u must be positive")
+        m_list.append(m)
+        u_list.append(u)
+    return Parameters(prior, m_list, u_list)
