@@ -214,8 +214,10 @@ def figures(request: Request, runtime: RuntimeDep, ctx: ContextDep, user: Princi
 
 
 def install(app: Any) -> None:
-    """Mount the referral endpoints and put slot booking on the runtime's write path."""
+    """Mount the referral endpoints and pages and put slot booking on the write path."""
     from yilian.referral.booking import install as install_hooks
+    from yilian.referral.web import router as pages
 
     install_hooks(app.state.runtime)
     app.include_router(router)
+    app.include_router(pages)
