@@ -116,7 +116,12 @@ def _active(pk: Any) -> ColumnElement[bool]:
 
 
 def _patients_via(
-    res_type: str, link_param: str, target_type: str, targets: Any, patient_param: str
+    res_type: str,
+    link_param: str,
+    target_type: str,
+    targets: Any,
+    patient_param: str,
+    only: str | None = None,
 ) -> Select[Any]:
     """Patients (ids) of ``res_type`` resources whose ``link_param`` points at ``targets`` (ids
     of ``target_type``, a list or a subquery) and that are active."""
@@ -133,8 +138,14 @@ def _patients_via(
             pat.param == patient_param,
             pat.target_type == "Patient",
             _active(link.resource_pk),
+            *_only(pat, only),
         )
     )
+
+
+def _only(pat: Any, patient_id: str | None) -> list[ColumnElement[bool]]:
+    """The filter for one patient, pushed into each branch so an index answers it."""
+    return [] if patient_id is None else [pat.target_id == patient_id]
 
 
 def organisation_and_departments(organization_id: str) -> CompoundSelect[Any]:
@@ -154,7 +165,7 @@ def organisation_and_departments(organization_id: str) -> CompoundSelect[Any]:
     return select(literal(organization_id)).union(departments)
 
 
-def _encounter_patients(organisations: CompoundSelect[Any]) -> Select[Any]:
+def _encounter_patients(organisations: CompoundSelect[Any], only: str | None = None) -> Select[Any]:
     provider, pat = _refs("service-provider", "Encounter"), _refs("patient", "Encounterp")
     return (
         select(pat.target_id)
@@ -167,6 +178,7 @@ def _encounter_patients(organisations: CompoundSelect[Any]) -> Select[Any]:
             provider.target_id.in_(organisations.scalar_subquery()),
             pat.param == "patient",
             pat.target_type == "Patient",
+            *_only(pat, only),
         )
     )
 
@@ -174,16 +186,19 @@ def _encounter_patients(organisations: CompoundSelect[Any]) -> Select[Any]:
 Patients = Select[Any] | CompoundSelect[Any]
 
 
-def visible_patients(principal: Principal, *, extra: str | None = None) -> Patients | None:
+def visible_patients(
+    principal: Principal, *, extra: str | None = None, only: str | None = None
+) -> Patients | None:
     """``SELECT patient_id …`` of every patient whose record the principal may read (plus
-    ``extra``, a patient opened by break-glass); None means every patient (admin)."""
+    ``extra``, a patient opened by break-glass); None means every patient (admin). ``only``
+    limits it to one patient id (the question "may he see this one?")."""
     role = principal.role
     if role is Role.ADMIN:
         return None
     parts: list[Select[Any]] = []
-    if extra is not None:
+    if extra is not None and only in (None, extra):
         parts.append(select(literal(extra)))
-    if role is Role.RESIDENT and principal.patient_id:
+    if role is Role.RESIDENT and principal.patient_id and only in (None, principal.patient_id):
         parts.append(select(literal(principal.patient_id)))
     if role in CLINICIANS and principal.practitioner_id:
         pid = principal.practitioner_id
@@ -191,21 +206,30 @@ def visible_patients(principal: Principal, *, extra: str | None = None) -> Patie
             # rule family-doctor-panel: his active family-doctor contracts (EpisodeOfCare with
             # careManager = him, written by yilian.synth.contracts)
             parts.append(
-                _patients_via("EpisodeOfCare", "care-manager", "Practitioner", [pid], "patient")
+                _patients_via(
+                    "EpisodeOfCare", "care-manager", "Practitioner", [pid], "patient", only
+                )
             )
         # rule referral-to-me: active ServiceRequests (referral, consultation) to him
-        parts.append(_patients_via("ServiceRequest", "performer", "Practitioner", [pid], "subject"))
+        parts.append(
+            _patients_via("ServiceRequest", "performer", "Practitioner", [pid], "subject", only)
+        )
     if role in CLINICIANS and principal.organization_id:
         orgs = organisation_and_departments(principal.organization_id)
         # rule referral-to-my-organization
         parts.append(
             _patients_via(
-                "ServiceRequest", "performer", "Organization", orgs.scalar_subquery(), "subject"
+                "ServiceRequest",
+                "performer",
+                "Organization",
+                orgs.scalar_subquery(),
+                "subject",
+                only,
             )
         )
         if role is Role.SPECIALIST:
             # rule encounter-at-my-organization
-            parts.append(_encounter_patients(orgs))
+            parts.append(_encounter_patients(orgs, only))
     if not parts:
         return select(literal("")).where(false())
     return union(*parts) if len(parts) > 1 else parts[0]
@@ -213,13 +237,10 @@ def visible_patients(principal: Principal, *, extra: str | None = None) -> Patie
 
 def may_read_patient(session: Session, principal: Principal, patient_id: str) -> bool:
     """Whether the principal may read this patient's record (without break-glass)."""
-    visible = visible_patients(principal)
+    visible = visible_patients(principal, only=patient_id)
     if visible is None:
         return True
-    subquery = visible.subquery()
-    column = next(iter(subquery.c))
-    found = session.execute(select(column).where(column == patient_id).limit(1)).first()
-    return found is not None
+    return session.execute(select(exists(visible.subquery()))).scalar_one() is True
 
 
 def _patient_ids(references: list[str]) -> list[str]:
@@ -316,15 +337,15 @@ def search_clause(
             for p in params
         ]
         if pairs:
+            # Driven from the few visible patients through the (target_type, target_id) index,
+            # not by probing every candidate resource: a panel is small, Observations are many.
             ref = aliased(ReferenceIndex, name="ref_visible")
-            parts.append(
-                exists().where(
-                    ref.resource_pk == resource.pk,
-                    sql_tuple(ref.res_type, ref.param).in_(pairs),
-                    ref.target_type == "Patient",
-                    ref.target_id.in_(ids),
-                )
+            owners = select(ref.resource_pk).where(
+                ref.target_type == "Patient",
+                ref.target_id.in_(ids),
+                sql_tuple(ref.res_type, ref.param).in_(pairs),
             )
+            parts.append(resource.pk.in_(owners))
     return or_(*parts) if parts else false()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from yilian.auth.principal import Role
 from yilian.fhir.searchparams.registry import resource_types
@@ -61,8 +62,10 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
 }
 
 
+@cache
 def parse_scope(text: str) -> Scope:
-    """One scope string, or ``ScopeError`` naming the rule it breaks."""
+    """One scope string, or ``ScopeError`` naming the rule it breaks (cached: every request
+    checks its token's few scopes many times)."""
     match = _SCOPE.fullmatch(text)
     if match is None:
         raise ScopeError(
