@@ -98,6 +98,7 @@ def prepare(records: Records) -> None:
         object_array(v if v is not None and has_valid_check_digit(v) else None for v in rid),
     )
     records.add("birth:year", _map(records.column("birth_date"), lambda d: d[:4]))
+    records.add("birth:monthday", _map(records.column("birth_date"), lambda d: d[-5:]))
     records.add("phone:last8", _map(records.column("phone"), lambda p: p[-8:]))
 
 
@@ -208,6 +209,9 @@ def chinese_spec() -> ModelSpec:
         BlockingRule("surname pinyin + birth date", ("surname:pinyin", "birth_date")),
         BlockingRule("given pinyin + birth date", ("given:pinyin", "birth_date")),
         BlockingRule("name pinyin + address", ("name:pinyin", "address:number")),
+        # a year off by one and a changed phone, without an ID, escape the rules above
+        BlockingRule("name pinyin + birthday", ("name:pinyin", "birth:monthday")),
+        BlockingRule("name pinyin + road", ("name:pinyin", "address:road")),
         BlockingRule("insurance card", ("insurance_card",)),
         BlockingRule("hospital MRN", ("mrn",)),
     )

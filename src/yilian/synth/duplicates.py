@@ -97,6 +97,7 @@ class DuplicateMaker:
         if not self.hospitals:
             raise ValueError("duplicates need at least one hospital to register at")
         self._mrn_serial = 0
+        self._twin_sequences: set[tuple[str, int]] = set()
 
     def process(self, resources: Iterator[Json]) -> Iterator[Json]:
         for resource in resources:
@@ -191,9 +192,15 @@ class DuplicateMaker:
         body["gender"] = sex
         ids = [i for i in child.get("identifier", []) if i.get("system") == systems.RESIDENT_ID]
         if ids:
+            # Twins get sequences from 900 up, which the generator's allocator (a few numbers per
+            # region, day and sex) never reaches, so a twin's number is nobody else's.
             value = str(ids[0]["value"])
-            sequence = (int(value[14:17]) + (2 if sex == child.get("gender") else 1)) % 1000
-            first17 = f"{value[:14]}{sequence:03d}"
+            prefix, used = value[:14], self._twin_sequences
+            sequence = 901 if sex == "male" else 902
+            while (prefix, sequence) in used:
+                sequence += 2
+            used.add((prefix, sequence))
+            first17 = f"{prefix}{sequence:03d}"
             body["identifier"].insert(
                 0, identifier(systems.RESIDENT_ID, first17 + check_digit(first17), "NI")
             )
