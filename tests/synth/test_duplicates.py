@@ -90,6 +90,8 @@ def test_twins_share_the_household_but_not_the_person(
         assert twin["name"][0]["given"] != sibling["name"][0]["given"]
         assert twin["address"][0]["text"] == household == sibling["address"][0]["text"]
         assert has_valid_check_digit(_rid(twin) or "") and _rid(twin) != _rid(sibling)
+        # outside the allocator's range, so never another resident's number
+        assert int((_rid(twin) or "")[14:17]) >= 901
 
 
 def test_duplicates_carry_the_errors_clerks_make(
@@ -130,3 +132,15 @@ def test_cli_writes_truth_only_when_asked(tmp_path: Path) -> None:
     assert {r["kind"] for r in rows} >= {"original", "duplicate"}
     bad = runner.invoke(app, [*args, "--duplicates", "2", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--duplicates" in bad.output
+
+
+def test_no_two_people_share_a_valid_resident_id(
+    made: tuple[list[dict[str, Any]], DuplicateMaker],
+) -> None:
+    patients, maker = made
+    entity = {row[0]: row[1] for row in maker.truth}
+    owner: dict[str, str] = {}
+    for patient in patients:
+        rid = _rid(patient)
+        if rid and has_valid_check_digit(rid):
+            assert owner.setdefault(rid, entity[patient["id"]]) == entity[patient["id"]], rid
