@@ -18,7 +18,8 @@ from yilian.referral.slots import SlotPlan, generate_slots
 
 # A Monday far enough ahead that nothing in the tests depends on today's date.
 CLINIC_DAY = dt.date(2031, 3, 3)
-BOOKING_TIME = dt.datetime.combine(CLINIC_DAY, dt.time(9), CHINA_TIME) - dt.timedelta(days=2)
+# Four days ahead: inside every booking window, outside the 3-day urgent window (policy).
+BOOKING_TIME = dt.datetime.combine(CLINIC_DAY, dt.time(9), CHINA_TIME) - dt.timedelta(days=4)
 
 NETWORK = {
     "tongren": ("上海市同仁医院", "district-regional"),

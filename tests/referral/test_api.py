@@ -109,7 +109,13 @@ def test_contract_refer_book_accept_and_refer_down(engine: Engine, http: TestCli
     again = http.post(
         "/api/referral/refer-and-book",
         headers=doctor,
-        json={"patient": "p-wang", "target": "tongren", "reason": "重复", "slot": slot_id},
+        json={
+            "patient": "p-wang",
+            "target": "tongren",
+            "reason": "重复",
+            "priority": "urgent",
+            "slot": slot_id,
+        },
     )
     assert again.status_code == 409 and "slot-busy" in again.text
     queue = ok(http.get("/api/referral/queue", headers=desk))

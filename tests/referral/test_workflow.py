@@ -202,3 +202,19 @@ def test_bad_input_is_named(engine: Engine) -> None:
         with pytest.raises(FhirError) as bad:
             network.run(lambda svc, d=data: service.refer(svc, CHC, d, "up", NOW))
         assert rule in str(bad.value.outcome())
+
+
+def test_reserved_slots_inside_the_urgent_window_are_for_urgent_referrals(engine: Engine) -> None:
+    network = make_network(engine)
+    reserved = generate(network, cardiology_plan()).reserved
+    close = NOW + dt.timedelta(days=2)  # the clinic day is 2 days away: inside the window
+    data = ReferralInput("p-li", "tongren", "胸闷", "routine")
+    with pytest.raises(FhirError) as routine:
+        network.run(
+            lambda svc: service.refer_and_book(svc, CHC, data, reserved[0], close),
+            org="chc-xinhua",
+        )
+    assert routine.value.status == 403 and "reserved-urgent-window" in str(routine.value.outcome())
+    data.priority = "urgent"
+    made = network.run(lambda svc: service.refer_and_book(svc, CHC, data, reserved[0], close))
+    assert made.appointment is not None

@@ -19,7 +19,7 @@ from yilian.referral import resources as rs
 from yilian.referral.booking import schedule_organization
 from yilian.referral.contracts import contracted_organizations, family_doctor_of, organization_tier
 from yilian.referral.errors import forbidden, unprocessable
-from yilian.referral.policy import deadlines
+from yilian.referral.policy import deadlines, reservation_policy
 from yilian.referral.resources import Json
 from yilian.referral.slots import search_all
 from yilian.referral.workflow import OPEN, TRANSITIONS, transition
@@ -202,8 +202,9 @@ def refer_and_book(
             f"Organization/{data.target}",
             expression="slot",
         )
-    referral = refer(service, acting, data, "up", now)
     slot = slot_row.content
+    _check_urgent_window(service, slot, schedule_id, str(hospital), data.priority, now)
+    referral = refer(service, acting, data, "up", now)
     appointment: Json = {
         "resourceType": "Appointment",
         "status": "booked",
@@ -219,6 +220,35 @@ def refer_and_book(
     }
     referral.appointment = service.store.create(appointment).resource  # books the slot (hook)
     return referral
+
+
+def urgent_window(service: FhirService, schedule_id: str | None, hospital: str) -> dt.timedelta:
+    """The department's urgent window (china-rules.md §8: slots of the next 2-3 days)."""
+    row = service.store.current_row("Schedule", schedule_id) if schedule_id else None
+    schedule = row.content if row is not None else {}
+    department = rs.code_of(schedule.get("specialty", []), systems.DEPARTMENT) or ""
+    level = rs.code_of(schedule.get("serviceCategory", []), systems.CLINIC_LEVEL) or "general"
+    rules = reservation_policy().for_department(hospital, department, level)
+    return dt.timedelta(days=rules.urgent_window_days)
+
+
+def _check_urgent_window(
+    service: FhirService, slot: Json, schedule_id: str | None, hospital: str, priority: str,
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    """Reserved slots inside the urgent window are kept for urgent referrals."""
+    start = rs.parse_instant(slot.get("start"))
+    if rs.slot_channel(slot) is None or priority != "routine" or start is None:
+        return
+    window = urgent_window(service, schedule_id, hospital)
+    if start - now < window:
+        raise forbidden(
+            "reserved-urgent-window",
+            f"Slot/{slot['id']} starts within {window.days} days: reserved slots that close "
+            "are kept for urgent referrals (china-rules.md §8); choose a later slot or mark the "
+            "referral urgent",
+            expression="slot",
+        )
 
 
 def _load(service: FhirService, task_id: str) -> tuple[Json, Json]:
