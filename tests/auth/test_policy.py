@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
 from tests.auth.conftest import Clients, observation
 from yilian.audit.models import AuditEntryRow
+from yilian.audit.verify import verify
+from yilian.cli import app as cli
 from yilian.db import session_factory
 
 
@@ -197,7 +202,9 @@ def test_bundles_are_checked_entry_by_entry(clients: Clients, engine: Engine) ->
     assert len([d for d in denials(engine) if d.actor == "user/doctor"]) == 3
 
 
-def test_break_glass_opens_one_patient_loudly(clients: Clients, engine: Engine) -> None:
+def test_break_glass_opens_one_patient_loudly(
+    clients: Clients, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     doctor = clients["doctor"]
     reason = {"X-Break-Glass": "unconscious patient brought to the CHC, no contract on file"}
     r = doctor.get("/fhir/Patient/p2", headers=reason)
@@ -225,3 +232,11 @@ def test_break_glass_opens_one_patient_loudly(clients: Clients, engine: Engine) 
     assert all("unconscious patient" in (g.outcome_desc or "") for g in glass)
     assert all(g.actor == "user/doctor" for g in glass)
     assert "Patient/p2" in glass[0].patients
+    with session_factory(engine)() as session:
+        assert verify(session).ok  # denials and break-glass entries keep the chain intact
+    monkeypatch.setenv("YILIAN_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    listed = CliRunner().invoke(cli, ["users", "break-glass", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["actor"] for r in rows] == ["user/doctor"] * 3
+    assert all("unconscious patient" in r["reason"] for r in rows)

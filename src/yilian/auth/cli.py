@@ -196,6 +196,7 @@ def demo(
 @app.command("break-glass")
 def break_glass(
     limit: int = typer.Option(50, min=1, max=10_000, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
 ) -> None:
     """List break-glass accesses (purpose of use BTG) from the audit chain, newest first."""
     from yilian.audit.models import AuditEntryRow
@@ -207,6 +208,15 @@ def break_glass(
             .order_by(AuditEntryRow.seq.desc())
             .limit(limit)
         ).scalars()
+        if as_json:
+            for r in rows:
+                typer.echo(json.dumps({
+                    "seq": r.seq, "recorded": f"{r.recorded:%Y-%m-%dT%H:%M:%S}Z",
+                    "actor": r.actor, "role": r.actor_role, "event": r.event,
+                    "resources": r.resources, "patients": r.patients, "outcome": r.outcome,
+                    "reason": r.outcome_desc,
+                }, ensure_ascii=False))  # fmt: skip
+            return
         table = Table("seq", "recorded (UTC)", "actor", "event", "patients", "outcome", "reason")
         for r in rows:
             table.add_row(
