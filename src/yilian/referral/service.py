@@ -445,13 +445,32 @@ def queue_key(task: Json) -> tuple[int, int, str]:
 
 
 def queue(service: FhirService, organization: str, *, limit: int = 100) -> list[Json]:
-    """The organization's incoming referrals awaiting an answer, in priority order."""
-    tasks = search_all(
-        service,
-        "Task",
-        [("owner", f"Organization/{organization}"), ("status", "requested,received")],
-    )
-    return sorted(tasks, key=queue_key)[:limit]
+    """The organization's incoming referrals awaiting an answer, in priority order.
+
+    One indexed search per (priority, contracted?) group, each sorted by waiting time and cut at
+    what is still missing, so the first page costs at most eight small queries however long the
+    queue is (the order is ``queue_key``'s).
+    """
+    direction = systems.REFERRAL_DIRECTION
+    group = f"{systems.REFERRAL_PRIORITY_GROUP}|{CONTRACTED}"
+    base = [
+        ("owner", f"Organization/{organization}"),
+        ("status", "requested,received"),
+        ("_tag", f"{direction}|up,{direction}|down"),
+        ("_sort", "authored-on"),
+        ("_total", "none"),
+    ]
+    found: list[Json] = []
+    for priority in PRIORITY_RANK:
+        for contracted in (("_tag", group), ("_tag:not", group)):
+            missing = limit - len(found)
+            if missing <= 0:
+                return found
+            bundle = service.search(
+                "Task", [*base, ("priority", priority), contracted, ("_count", str(missing))]
+            )
+            found += [e["resource"] for e in bundle.get("entry", [])]
+    return found
 
 
 def overdue(service: FhirService, organization: str, now: dt.datetime) -> list[Json]:
