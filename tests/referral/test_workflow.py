@@ -142,6 +142,10 @@ def test_queue_orders_by_urgency_contract_and_waiting(engine: Engine) -> None:
     with network.runtime.transaction(network.ctx) as svc:
         order = [t["id"] for t in service.queue(svc, "tongren")]
     assert order == [urgent, contracted, other, late_routine]
+    with network.runtime.transaction(network.ctx) as svc:
+        assert [t["id"] for t in service.queue(svc, "tongren", limit=2)] == order[:2]
+        tasks = [svc.store.read("Task", task_id) for task_id in order]
+        assert sorted(tasks, key=service.queue_key) == tasks  # the same order as the key
 
 
 def test_refer_down_and_overdue_lists(engine: Engine) -> None:
