@@ -221,7 +221,7 @@ def chinese_spec() -> ModelSpec:
         blocking,
         prepare=prepare,
         certain=_certain,
-        # Twins and siblings agree on everything a household shares; their given names and
-        # ID numbers are what differ (docs/mpi.md "Hard negatives").
-        review_at_most=(("given", 4), ("resident_id", 4)),
+        # Twins and siblings agree on everything a household shares; their given names, birth
+        # dates and ID numbers are what differ (docs/mpi.md "How a pair is scored", step 4).
+        review_at_most=(("given", 4), ("birth_date", 5), ("resident_id", 4)),
     )
