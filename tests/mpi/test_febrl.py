@@ -45,6 +45,23 @@ def test_cli_benchmark_file_prints_f1_last(tmp_path: Path) -> None:
     assert "wall_time_s=" in result.output
 
 
+def test_cli_benchmark_file_with_sources_links(tmp_path: Path) -> None:
+    header = ["rec_id", *COLUMNS, "entity_id", "source"]
+    rows = [
+        "a1,mitchell,green,7,wallaby place,,cleveland,2119,sa,19560409,1804974,1,0",
+        "b1,mitchel,green,7,wallaby pl,,cleveland,2119,sa,19560409,1804974,1,1",
+        "a2,harley,mccarthy,177,pridham street,milton,marsden,3165,nsw,19080419,6089216,2,0",
+    ]
+    path = tmp_path / "two.csv"
+    path.write_text("\n".join([",".join(header), *rows]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["mpi", "benchmark", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "(link, 3 records)" in result.output and "true pairs: 1," in result.output
+    path.write_text("\n".join([",".join(header), *rows]).replace(",0\n", ",2\n", 1) + "\n")
+    result = CliRunner().invoke(app, ["mpi", "benchmark", str(path)])
+    assert result.exit_code == 2 and "column source must be 0 or 1" in result.output
+
+
 def test_cli_rejects_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["mpi", "benchmark", str(tmp_path / "nope.csv")])
     assert result.exit_code == 2 and "febrl3, febrl4 or an existing CSV" in result.output

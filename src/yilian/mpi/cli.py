@@ -50,10 +50,11 @@ def benchmark(
     """Train on the data set (EM, no labels), link, and score against the true entities.
 
     Prints precision, recall, F1 and wall time (loading, training and linking); the last line is
-    ``f1=<value>``. FILE is a CSV with the FEBRL columns and a true-entity column; a ``source``
-    column is not needed (FILE is deduplicated). DIR is the output of ``yilian synth
-    --duplicates``: its Patients are matched with the Chinese model and scored against
-    mpi-truth.csv, with false links among family members and the review-queue share.
+    ``f1=<value>``. FILE is a CSV with the FEBRL columns and a true-entity column; it is
+    deduplicated, or linked when a ``source`` column (0/1) says which side each record is on.
+    DIR is the output of ``yilian synth --duplicates``: its Patients are matched with the
+    Chinese model and scored against mpi-truth.csv, with false links among family members and
+    the review-queue share.
     """
     if Path(dataset).is_dir():
         _benchmark_district(Path(dataset), threshold, parameters)

@@ -93,6 +93,11 @@ def read_csv(path: Path, entity_column: str | None = None) -> tuple[Records, Obj
         entity = object_array(_entity_of(r["rec_id"]) for r in rows)
     else:
         raise DataError(f"{path}: no rec_id column to take the true entity from")
+    if "source" in header:
+        bad = next((r["source"] for r in rows if r.get("source") not in ("0", "1")), None)
+        if bad is not None or len(rows) == 0:
+            raise DataError(f"{path}: column source must be 0 or 1 on every row, got {bad!r}")
+        records.source = np.array([int(r["source"]) for r in rows], dtype=np.int64)
     if any(e is None for e in entity):
         raise DataError(
             f"{path}: every record needs a true entity (column {entity_column or 'rec_id'})"
@@ -120,7 +125,8 @@ def load_febrl4() -> Dataset:
 
 
 def load_file(path: Path, entity_column: str = ENTITY_COLUMN) -> Dataset:
-    """A user's CSV: FEBRL columns plus the true entity; a ``source`` column 0/1 means linking."""
+    """A user's CSV: FEBRL columns plus the true entity; a ``source`` column (0/1) makes it a
+    link between two sources instead of a dedupe."""
     records, entity = read_csv(path, entity_column)
     return Dataset(path.name, records, entity)
 
