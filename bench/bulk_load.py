@@ -218,9 +218,14 @@ def show(
         f"{name}: {loaded} loaded, {rejected} rejected, {seconds:.1f} s wall, "
         f"{loaded / seconds:,.0f} resources/s wall"
     )
+    # Bounds on otherwise idle cores: all the CPU shared by the cores, and each serial stage
+    # (the main process writes batch after batch on one database connection) on one core.
+    serial = max(cpu["main"], cpu["postgres"])
+    bound = min(loaded / (total / cores), loaded / serial)
+    limit = "the CPU on all cores" if bound == loaded / (total / cores) else "one serial stage"
     print(
         f"  CPU {total:.1f} s ({parts}) = {total / loaded * 1000:.3f} ms per resource; "
-        f"on {cores} otherwise idle cores: {loaded / (total / cores):,.0f} resources/s"
+        f"on {cores} otherwise idle cores at most {bound:,.0f} resources/s (bound: {limit})"
     )
 
 

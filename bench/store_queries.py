@@ -612,6 +612,7 @@ def main() -> None:
         return
     results: list[Result] = []
     for backend, _ in chosen:
+        upgrade_to_head(backend.engine)  # migrations added since the build (e.g. auth tables)
         if not args.keep_audit:
             console.log(f"{backend.name}: removed {reset_audit(backend.engine)} old AuditEvents")
         queries = sample_queries(backend.engine, args.runs)
@@ -621,7 +622,6 @@ def main() -> None:
             results.append(timed(backend.name, "service", query, call, args.warmup))
             console.log(f"{backend.name} service {query.label}: done · {load_avg()}")
         if not args.no_http:
-            upgrade_to_head(backend.engine)  # the auth tables, if the build predates them
             with server(backend.url, args.port, bench_token(backend.engine)) as client:
                 for query in queries:
                     over_http = functools.partial(call_http, client)
