@@ -240,3 +240,19 @@ def test_break_glass_opens_one_patient_loudly(
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["actor"] for r in rows] == ["user/doctor"] * 3
     assert all("unconscious patient" in r["reason"] for r in rows)
+
+
+def test_large_visible_sets_stay_a_sub_select(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MATERIALISE_LIMIT the visible patients are not inlined: same answers."""
+    from yilian.auth import policy
+
+    monkeypatch.setattr(policy, "MATERIALISE_LIMIT", 1)
+    doctor = clients["doctor"]
+    assert ids(doctor.get("/fhir/Patient").json()) == {"Patient/p1", "Patient/p6"}
+    assert doctor.get("/fhir/Observation?_summary=count").json()["total"] == 2
+    bundle = doctor.get("/fhir/Patient?_revinclude=Observation:subject").json()
+    assert ids(bundle, "include") == {"Observation/obs-p1", "Observation/obs-p6"}
+    specialist = clients["specialist"]
+    assert ids(specialist.get("/fhir/Patient").json()) == {"Patient/p3", "Patient/p4"}

@@ -83,6 +83,8 @@ class RequestGuard:
     principal: Principal
     break_glass_patient: str | None = None  # the one patient break-glass opens
     denials: list[Access] = field(default_factory=list)
+    _session: Session | None = field(default=None, repr=False)
+    _visible: tuple[str | None, list[str] | None] | None = field(default=None, repr=False)
 
     @property
     def owner(self) -> str:
@@ -165,7 +167,24 @@ class RequestGuard:
                     )
                 ],
             )
-        return policy.search_clause(self.principal, resource, extra=self._extra)
+        return policy.search_clause(
+            self.principal, resource, extra=self._extra, ids_list=self._visible_list()
+        )
+
+    def bind(self, session: Session) -> None:
+        """The request's session: visible patients are then fetched once and inlined."""
+        self._session = session
+        self._visible = None
+
+    def _visible_list(self) -> list[str] | None:
+        if self._session is None:
+            return None
+        cached = self._visible
+        if not (isinstance(cached, tuple) and cached[0] == self._extra):  # break-glass may bind
+            ids = policy.visible_ids(self._session, self.principal, extra=self._extra)
+            cached = self._visible = (self._extra, ids)
+        found: list[str] | None = cached[1]
+        return found
 
     def take_denials(self) -> list[Access]:
         taken, self.denials = self.denials, []

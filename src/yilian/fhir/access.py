@@ -35,6 +35,10 @@ class AccessGuard(Protocol):
 
     def search_clause(self, resource: Any) -> ColumnElement[bool] | None: ...
 
+    def bind(self, session: Session) -> None:
+        """The session of the unit of work the guard now serves (for per-request caching)."""
+        ...
+
     def take_denials(self) -> list[Access]:
         """The refusals so far (for the audit chain), forgetting them."""
         ...

@@ -39,6 +39,8 @@ class FhirService:
         self.session = session
         self.base_url = base_url
         self.guard = guard
+        if guard is not None:
+            guard.bind(session)
         self.store: ResourceStore = (
             GuardedStore(session, options, guard) if guard else ResourceStore(session, options)
         )
