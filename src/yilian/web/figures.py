@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, exists, func, or_, select
+from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from yilian.fhir import systems
@@ -93,20 +93,31 @@ def _active_contracts() -> Any:
     )
 
 
-def _contract_patients(extra: Any = None) -> Any:
-    """Distinct patient ids with an active contract; ``extra`` filters the contract pk."""
-    patient = aliased(ReferenceIndex)
-    query = (
-        select(patient.target_id)
-        .distinct()
+def _contracted(session: Session, cutoff: dt.date) -> tuple[int, int, int]:
+    """(active contracts, distinct contracted patients, of whom born on or before ``cutoff``)
+    in one pass: the contracts' patient references joined to the patients' birth dates."""
+    patient, row, born = aliased(ReferenceIndex), aliased(ResourceRow), aliased(DateIndex)
+    limit = dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time())
+    found = session.execute(
+        select(
+            func.count(distinct(patient.resource_pk)),
+            func.count(distinct(patient.target_id)),
+            func.count(distinct(case((born.low < limit, patient.target_id), else_=None))),
+        )
+        .select_from(patient)
+        .outerjoin(row, and_(row.res_type == "Patient", row.res_id == patient.target_id))
+        .outerjoin(
+            born,
+            and_(born.resource_pk == row.pk, born.res_type == "Patient", born.param == "birthdate"),
+        )
         .where(
             patient.res_type == "EpisodeOfCare",
             patient.param == "patient",
             patient.target_type == "Patient",
             patient.resource_pk.in_(_active_contracts()),
         )
-    )
-    return query if extra is None else query.where(extra(patient))
+    ).one()
+    return int(found[0]), int(found[1]), int(found[2])
 
 
 def _born_on_or_before(cutoff: dt.date) -> Any:
@@ -213,17 +224,7 @@ def district_figures(session: Session, today: dt.date) -> DistrictFigures:
     residents = resident_count(session)
     cutoff = years_before(today, ELDERLY_AGE)
     elderly = _count(session, _born_on_or_before(cutoff))
-    contracted = _count(session, _contract_patients())
-    patient_row = aliased(ResourceRow)
-
-    def elderly_only(patient: Any) -> Any:
-        return exists().where(
-            patient_row.res_type == "Patient",
-            patient_row.res_id == patient.target_id,
-            patient_row.pk.in_(_born_on_or_before(cutoff)),
-        )
-
-    contracted_65 = _count(session, _contract_patients(elderly_only))
+    contracts, contracted, contracted_65 = _contracted(session, cutoff)
     tiers = tier_of_organizations(session)
     by_tier: dict[str, int] = {}
     for tier in tiers.values():
@@ -235,7 +236,7 @@ def district_figures(session: Session, today: dt.date) -> DistrictFigures:
     return DistrictFigures(
         today=today,
         residents=residents,
-        active_contracts=_count(session, _active_contracts()),
+        active_contracts=contracts,
         coverage=Coverage(residents, contracted),
         coverage_65=Coverage(elderly, contracted_65),
         facilities_by_tier=_ordered_tiers(by_tier),
@@ -259,67 +260,79 @@ def week_starts(today: dt.date, weeks: int) -> list[dt.date]:
     return [monday - dt.timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
 
 
-def _weekly(session: Session, starts: Sequence[dt.date], condition: Any) -> list[int]:
-    """Encounters per week whose date falls in each week and that satisfy ``condition(pk)``."""
+def _buckets(starts: Sequence[dt.date]) -> tuple[list[dt.datetime], Any]:
+    """Week boundaries (naive UTC of China-time Mondays) and the CASE giving a date's week."""
     bounds = [day_start(d) for d in starts] + [day_start(starts[-1] + dt.timedelta(days=7))]
     bucket = case(
         *[(DateIndex.low < bounds[i + 1], i) for i in range(len(starts))],
         else_=len(starts),
     )
+    return bounds, bucket
+
+
+def _in_window(bounds: list[dt.datetime]) -> Any:
+    return and_(
+        DateIndex.res_type == "Encounter",
+        DateIndex.param == "date",
+        DateIndex.low >= bounds[0],
+        DateIndex.low < bounds[-1],
+    )
+
+
+def _series_of(rows: Any, names: Sequence[str], weeks: int) -> dict[str, list[int]]:
+    series = {name: [0] * weeks for name in names}
+    for index, name, n in rows:
+        if name in series and 0 <= int(index) < weeks:
+            series[name][int(index)] = int(n)
+    return series
+
+
+def _fever_clinic_weeks(session: Session, starts: Sequence[dt.date]) -> list[int]:
+    """R4 Encounter has no ``service-type`` search parameter (R5 added it), so the fever clinic
+    is read from the JSON of the encounters already narrowed to the window by the date index."""
+    bounds, bucket = _buckets(starts)
+    coding = ResourceRow.content["serviceType"]["coding"][0]
     rows = session.execute(
-        select(bucket, func.count(distinct(DateIndex.resource_pk)))
+        select(bucket, literal(FEVER_CLINIC), func.count(distinct(DateIndex.resource_pk)))
+        .join(ResourceRow, ResourceRow.pk == DateIndex.resource_pk)
         .where(
-            DateIndex.res_type == "Encounter",
-            DateIndex.param == "date",
-            DateIndex.low >= bounds[0],
-            DateIndex.low < bounds[-1],
-            condition(DateIndex.resource_pk),
+            _in_window(bounds),
+            coding["code"].as_string() == FEVER_CLINIC,
+            coding["system"].as_string() == systems.DEPARTMENT,
         )
         .group_by(bucket)
     ).all()
-    counts = [0] * len(starts)
-    for index, n in rows:
-        if 0 <= int(index) < len(starts):
-            counts[int(index)] = int(n)
-    return counts
+    return _series_of(rows, [FEVER_CLINIC], len(starts))[FEVER_CLINIC]
 
 
-def _service_type(code: str) -> Any:
-    """R4 Encounter has no ``service-type`` search parameter (R5 added it), so the fever clinic
-    is read from the JSON of the encounters already narrowed to the window by the date index."""
-
-    def condition(pk: Any) -> Any:
-        row = aliased(ResourceRow)
-        coding = row.content["serviceType"]["coding"][0]
-        return exists().where(
-            row.pk == pk,
-            coding["code"].as_string() == code,
-            coding["system"].as_string() == systems.DEPARTMENT,
+def _reason_weeks(session: Session, starts: Sequence[dt.date]) -> dict[str, list[int]]:
+    """Every syndrome in one pass: the window's encounters joined to their ICD-10 reasons."""
+    bounds, bucket = _buckets(starts)
+    reason = aliased(TokenIndex)
+    matches = {
+        name: or_(*[and_(reason.code >= low, reason.code < high) for low, high in ranges])
+        for name, ranges in SYNDROME_RANGES.items()
+    }
+    syndrome = case(*[(match, name) for name, match in matches.items()], else_=None)
+    rows = session.execute(
+        select(bucket, syndrome, func.count(distinct(DateIndex.resource_pk)))
+        .join(reason, reason.resource_pk == DateIndex.resource_pk)
+        .where(
+            _in_window(bounds),
+            reason.res_type == "Encounter",
+            reason.param == "reason-code",
+            reason.system.in_(ICD10_SYSTEMS),
+            or_(*matches.values()),
         )
-
-    return condition
-
-
-def _reason_in(ranges: tuple[tuple[str, str], ...]) -> Any:
-    def condition(pk: Any) -> Any:
-        tok = aliased(TokenIndex)
-        in_range = [and_(tok.code >= low, tok.code < high) for low, high in ranges]
-        return exists().where(
-            tok.resource_pk == pk,
-            tok.res_type == "Encounter",
-            tok.param == "reason-code",
-            tok.system.in_(ICD10_SYSTEMS),
-            or_(*in_range),
-        )
-
-    return condition
+        .group_by(bucket, syndrome)
+    ).all()
+    return _series_of(rows, list(SYNDROME_RANGES), len(starts))
 
 
 def syndrome_weeks(session: Session, today: dt.date, weeks: int = 26) -> WeeklySeries:
     starts = week_starts(today, weeks)
-    series = {FEVER_CLINIC: _weekly(session, starts, _service_type(FEVER_CLINIC))}
-    for name, ranges in SYNDROME_RANGES.items():
-        series[name] = _weekly(session, starts, _reason_in(ranges))
+    series = {FEVER_CLINIC: _fever_clinic_weeks(session, starts)}
+    series.update(_reason_weeks(session, starts))
     return WeeklySeries(starts, series)
 
 
