@@ -55,9 +55,7 @@ def main() -> None:
         "syndrome_weeks 26 (CDC)": lambda s: figures.syndrome_weeks(s, today),
         "panel_page (family doctor)": lambda s: figures.panel_page(s, doctor, 0, 20),
         "last_visits 20 (family doctor)": lambda s: figures.last_visits(s, page),
-        "organization_figures tongren": lambda s: figures.organization_figures(
-            s, "tongren", today
-        ),
+        "organization_figures tongren": lambda s: figures.organization_figures(s, "tongren", today),
         "practitioners_by_role tongren": lambda s: figures.practitioners_by_role(s, "tongren"),
     }
     for name, case in cases.items():
