@@ -3,9 +3,9 @@
 Builds a fresh PostgreSQL database holding ``--open`` open up-referrals (ServiceRequest + Task,
 random urgency, 20 % from contracted residents' own family doctors, waiting up to 60 days) to one
 hospital, bulk-loaded with ``yilian load`` and ANALYZEd; then serves the app (uvicorn, one
-process) and times, as the hospital's referral-desk specialist over loopback HTTP, ``--runs`` requests each of the
-queue API (``GET /api/referral/queue?limit=50``) and the queue page (``GET /referral/queue``,
-signed in through the form). Prints median and p95. Usage:
+process) and times, as the hospital's referral-desk specialist over loopback HTTP, ``--runs``
+requests each of the queue API (``GET /api/referral/queue?limit=50``) and the queue page
+(``GET /referral/queue``, signed in through the form). Prints median and p95. Usage:
 
     .venv/bin/python bench/referral_queue.py [--open 10000] [--runs 40]
 """
