@@ -1,18 +1,23 @@
-"""View materialisation speed: full and incremental refresh, DuckDB vs Spark, indicator queries.
+"""View materialisation speed on the synthetic district: full and incremental refresh, DuckDB vs
+Spark, and indicator-query latency over the materialised views.
 
-Workload: the Synthea R4 bundles in /work/shared/data/fhir/synthea-r4/ replicated ``--copies``
-times with fresh ids (``<uuid>-<copy>``; ``urn:uuid:`` references rewritten to ``Type/id``),
-streamed to one NDJSON file per resource type as Bulk Data ``$export`` writes them. Then:
+Workload: a ``yilian synth`` output directory (one NDJSON file per resource type, as Bulk Data
+``$export`` writes), e.g. ``yilian synth --scale 1.0 --out /tmp/district`` (≈ 693k residents,
+3 years of records). Then:
 
-1. full refresh of the core views on DuckDB (``refresh()``; wall time, resources/s);
-2. incremental refresh after 1% of resources change: a ``_since`` export holding only the
-   changed resources (new ``meta.lastUpdated``) plus a Bulk Data ``deleted`` file;
-3. the same full refresh on Spark local mode (``--spark``; ratio to DuckDB);
-4. two indicator queries over the materialised Parquet views, p50/p95 over 100 runs.
+1. full refresh of the core views on DuckDB (``refresh()``): wall time, resources/s (over every
+   resource in the export, and over the resources of the types the views read);
+2. incremental refresh after 1% of the views' resources change: a ``_since`` export holding only
+   the changed resources (new ``meta.lastUpdated``; 1 in 10 of them deleted instead, listed in
+   a Bulk Data ``deleted`` file), merged into the full refresh's Parquet files;
+3. two indicator queries over the materialised Parquet views on DuckDB — contract coverage by
+   subdistrict and age band, visits by care-network tier per week — p50/p95 over ``--runs``;
+4. with ``--spark``: the same full refresh on Spark local mode (ratio to DuckDB).
 
-Prints numbers with the machine load (``os.getloadavg``); asserts nothing.
+Prints numbers and the machine load (``os.getloadavg``: other work shares the 2 cores);
+asserts nothing.
 
-    .venv/bin/python bench/analytics_refresh.py --copies 270 --work /tmp/yilian-bench-analytics
+    .venv/bin/python bench/analytics_refresh.py --district /tmp/district --work /tmp/bench-views
 """
 
 from __future__ import annotations
@@ -21,195 +26,177 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import duckdb
 
+from yilian.analytics.catalog import core_views
 from yilian.analytics.engines import DuckDBEngine, Engine, SparkEngine
-from yilian.analytics.refresh import refresh
+from yilian.analytics.refresh import files_by_type, refresh
 
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared/data/fhir/synthea-r4"
-STAMP = "2026-01-01T00:00:00Z"
-CHANGED_STAMP = "2026-02-01T00:00:00Z"
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-COPY = "\u0000"  # placeholder for the copy number inside the templates
+CHANGED_STAMP = "2026-11-01T00:00:00Z"  # after the district's default end date (2026-10-31)
+AS_OF = "2026-10-31"  # the district's end date: ages are computed at it
 
 INDICATORS = {
-    "encounters per week by class": """
-        SELECT date_trunc('week', CAST(period_start AS TIMESTAMP)) AS week, class_code,
-               count(*) AS n
-        FROM encounters GROUP BY ALL ORDER BY week, class_code""",
-    "condition prevalence by code and age band": """
-        SELECT c.code, c.display, 10 * (date_diff('year', CAST(p.birth_date AS DATE),
-               DATE '2026-01-01') // 10) AS age_band, count(DISTINCT c.patient) AS patients
-        FROM conditions c JOIN patients p ON c.patient = 'Patient/' || p.id
-        GROUP BY ALL ORDER BY patients DESC LIMIT 50""",
+    # 签约覆盖率: share of residents with an active family-doctor contract.
+    "contract coverage by subdistrict and age band": f"""
+        WITH p AS (
+            SELECT 'Patient/' || id AS patient, subdistrict, subdistrict_name,
+                   date_diff('year', CAST(birth_date AS DATE), DATE '{AS_OF}') AS age
+            FROM patients WHERE deceased IS NOT TRUE)
+        SELECT subdistrict, subdistrict_name,
+               CASE WHEN age < 15 THEN '0-14' WHEN age < 60 THEN '15-59'
+                    WHEN age < 65 THEN '60-64' ELSE '65+' END AS age_band,
+               count(*) AS residents, count(c.id) AS contracted,
+               round(100.0 * count(c.id) / count(*), 1) AS coverage_pct
+        FROM p LEFT JOIN contracts c ON c.patient = p.patient AND c.status = 'active'
+        GROUP BY ALL ORDER BY subdistrict, age_band""",
+    # Visits (ambulatory encounters) by care-network tier per ISO week, local dates.
+    "visits by tier per week": """
+        SELECT date_trunc('week', CAST(left(e.period_start, 10) AS DATE)) AS week,
+               coalesce(o.tier, parent.tier) AS tier, count(*) AS visits
+        FROM encounters e
+        JOIN organizations o ON e.organization = 'Organization/' || o.id
+        LEFT JOIN organizations parent ON o.part_of = 'Organization/' || parent.id
+        WHERE e.class_code = 'AMB'
+        GROUP BY ALL ORDER BY week, tier""",
 }
 
 
 def load() -> str:
-    return f"load {os.getloadavg()[0]:.2f}"
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
-def templates() -> list[tuple[str, str]]:
-    """(resource type, JSON text with every Synthea uuid suffixed by the copy placeholder)."""
-    out: list[tuple[str, str]] = []
-    for path in sorted(SYNTHEA.glob("*.json")):
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        types = {
-            e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
-            for e in bundle["entry"]
-        }
-        for entry in bundle["entry"]:
-            resource = entry["resource"]
-            resource["meta"] = {"lastUpdated": STAMP}
-            text = json.dumps(resource, separators=(",", ":"))
-            for full_url, key in types.items():
-                text = text.replace(f'"{full_url}"', f'"{key}"')
-            text = _UUID.sub(lambda m: m.group(0) + "-" + COPY, text)
-            out.append((resource["resourceType"], text))
-    return out
+def count_lines(path: Path) -> int:
+    n = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 24):
+            n += block.count(b"\n")
+    return n
 
 
-def write_export(folder: Path, copies: int) -> int:
-    folder.mkdir(parents=True, exist_ok=True)
-    items = templates()
-    files: dict[str, IO[str]] = {}
-    try:
-        for rtype in {t for t, _ in items}:
-            files[rtype] = (folder / f"{rtype}.ndjson").open(
-                "w", encoding="utf-8", buffering=1 << 20
-            )
-        for k in range(copies):
-            suffix = str(k)
-            for rtype, text in items:
-                files[rtype].write(text.replace(COPY, suffix) + "\n")
-    finally:
-        for handle in files.values():
-            handle.close()
-    return copies * len(items)
-
-
-def write_changes(export: Path, since: Path, fraction: float, seed: int = 4) -> tuple[int, int]:
+def write_changes(
+    files: list[Path], since: Path, fraction: float, seed: int = 4
+) -> tuple[int, int]:
     """A ``_since`` export: ``fraction`` of lines changed (newer lastUpdated); 1 in 10 deleted.
 
-    Deleted resources go to ``deleted.ndjson`` as Bulk Data v2 ``deleted`` Bundles
+    Deleted resources go to ``deleted.json`` as Bulk Data v2 ``deleted`` Bundles
     (https://hl7.org/fhir/uv/bulkdata/STU2/export.html#response---complete-status).
     """
     rng = random.Random(seed)
     since.mkdir(parents=True, exist_ok=True)
     changed = deleted = 0
     with (since / "deleted.json").open("w", encoding="utf-8") as gone:
-        for path in sorted(export.glob("*.ndjson")):
+        for path in files:
             with path.open(encoding="utf-8") as src, (since / path.name).open("w") as dst:
                 for line in src:
                     if rng.random() >= fraction:
                         continue
                     resource = json.loads(line)
                     if rng.random() < 0.1:
-                        entry = {"request": {"method": "DELETE", "url": _key(resource)}}
-                        gone.write(json.dumps({"resourceType": "Bundle", "entry": [entry]}))
-                        gone.write("\n")
+                        url = f"{resource['resourceType']}/{resource['id']}"
+                        entry = {"request": {"method": "DELETE", "url": url}}
+                        gone.write(json.dumps({"resourceType": "Bundle", "entry": [entry]}) + "\n")
                         deleted += 1
                         continue
                     resource["meta"] = {"lastUpdated": CHANGED_STAMP}
-                    resource["status"] = resource.get("status", "final")
-                    dst.write(json.dumps(resource, separators=(",", ":")) + "\n")
+                    if "status" in resource and resource["resourceType"] == "Encounter":
+                        resource["status"] = "entered-in-error"
+                    dst.write(json.dumps(resource, ensure_ascii=False) + "\n")
                     changed += 1
     return changed, deleted
 
 
-def _key(resource: dict[str, object]) -> str:
-    return f"{resource['resourceType']}/{resource['id']}"
-
-
 def timed_refresh(engine: Engine, source: Path, out: Path, **kw: object) -> float:
-    start = time.perf_counter()
+    """Wall seconds; also prints this process's CPU seconds (all DuckDB threads, not Spark's
+    JVM), which stay meaningful when other work takes the cores."""
+    start, cpu = time.perf_counter(), time.process_time()
     summary = refresh(engine, source, out, **kw)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - start
-    print(f"  {summary.mode}: {summary.resources:,} resources read, rows {dict(summary.rows)}")
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+    print(
+        f"  {summary.mode}: {summary.resources:,} resources read in {elapsed:.1f} s wall, "
+        f"{used:.1f} s CPU of this process ({summary.resources / max(used, 1e-9):,.0f} "
+        f"resources per CPU-second); rows {dict(summary.rows)}"
+    )
     return elapsed
 
 
-def indicator_latency(views: Path, runs: int) -> Iterator[tuple[str, float, float]]:
+def indicator_latency(views: Path, runs: int) -> Iterator[tuple[str, int, float, float]]:
     con = duckdb.connect()
     for path in views.glob("*.parquet"):
         con.execute(f"CREATE VIEW {path.stem} AS SELECT * FROM read_parquet('{path}')")
     for name, sql in INDICATORS.items():
-        con.execute(sql).fetchall()  # warm the file cache
+        rows = len(con.execute(sql).fetchall())  # warm the file cache
         samples = []
         for _ in range(runs):
             start = time.perf_counter()
             con.execute(sql).fetchall()
             samples.append((time.perf_counter() - start) * 1000)
         cuts = statistics.quantiles(samples, n=100)
-        yield name, cuts[49], cuts[94]
+        yield name, rows, cuts[49], cuts[94]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--copies", type=int, default=270, help="Synthea replicas (5,521 each)")
+    parser.add_argument("--district", type=Path, required=True, help="yilian synth output")
     parser.add_argument("--work", type=Path, default=Path("/tmp/yilian-bench-analytics"))
-    parser.add_argument("--reuse", action="store_true", help="keep an existing export")
-    parser.add_argument("--repeat", type=int, default=2, help="full refreshes per engine")
+    parser.add_argument("--repeat", type=int, default=1, help="full refreshes on DuckDB")
     parser.add_argument("--spark", action="store_true", help="also run the Spark full refresh")
     parser.add_argument("--runs", type=int, default=100, help="indicator query runs")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads")
     args = parser.parse_args()
 
-    export, since, views = args.work / "export", args.work / "since", args.work / "views"
-    if not (args.reuse and export.exists()):
-        shutil.rmtree(args.work, ignore_errors=True)
-        start = time.perf_counter()
-        total = write_export(export, args.copies)
-        size = sum(p.stat().st_size for p in export.glob("*.ndjson"))
-        print(
-            f"export: {total:,} resources, {size / 1e9:.2f} GB, "
-            f"written in {time.perf_counter() - start:.1f} s"
-        )
-    total = sum(1 for p in export.glob("*.ndjson") for _ in p.open(encoding="utf-8"))
-    print(f"workload: {total:,} resources in {export} ({time.strftime('%Y-%m-%d')})")
+    files = sorted(args.district.glob("*.ndjson"))
+    total = sum(count_lines(p) for p in files)
+    types = {str(v["resource"]) for v in core_views().values()}
+    view_files = [p for paths in files_by_type(files, types).values() for p in paths]
+    in_views = sum(count_lines(p) for p in view_files)
+    size = sum(p.stat().st_size for p in files) / 1e9
+    print(
+        f"workload: {total:,} resources ({size:.2f} GB) in {args.district}; "
+        f"{in_views:,} of the {len(types)} types the views read; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    views, since = args.work / "views", args.work / "since"
 
-    full = []
+    full: list[float] = []
     for i in range(args.repeat):
         shutil.rmtree(views, ignore_errors=True)
-        engine = DuckDBEngine()
+        engine = DuckDBEngine(threads=args.threads)
         before = load()
-        elapsed = timed_refresh(engine, export, views)
+        elapsed = timed_refresh(engine, args.district, views)
         engine.close()
         full.append(elapsed)
         print(
             f"duckdb full #{i + 1}: {elapsed:.1f} s, {total / elapsed:,.0f} resources/s "
-            f"({before} → {load()})"
+            f"(export), {in_views / elapsed:,.0f} resources/s (view types) ({before} → {load()})"
         )
 
     shutil.rmtree(since, ignore_errors=True)
-    changed, deleted = write_changes(export, since, 0.01)
-    engine = DuckDBEngine()
+    changed, deleted = write_changes(view_files, since, 0.01)
+    engine = DuckDBEngine(threads=args.threads)
     before = load()
     elapsed = timed_refresh(
         engine, since, views, incremental=True, deleted=[since / "deleted.json"]
     )
     engine.close()
     print(
-        f"duckdb incremental ({changed:,} changed, {deleted:,} deleted): {elapsed:.2f} s = "
+        f"duckdb incremental ({changed:,} changed, {deleted:,} deleted): {elapsed:.1f} s = "
         f"{100 * elapsed / min(full):.1f}% of full ({before} → {load()})"
     )
 
-    for name, p50, p95 in indicator_latency(views, args.runs):
-        print(f"indicator '{name}': p50 {p50:.1f} ms, p95 {p95:.1f} ms ({load()})")
+    for name, rows, p50, p95 in indicator_latency(views, args.runs):
+        print(f"indicator '{name}' ({rows} rows): p50 {p50:.1f} ms, p95 {p95:.1f} ms ({load()})")
 
     if args.spark:
         spark_views = args.work / "views-spark"
         shutil.rmtree(spark_views, ignore_errors=True)
-        engine = SparkEngine()
+        spark = SparkEngine()
         before = load()
-        elapsed = timed_refresh(engine, export, spark_views)
+        elapsed = timed_refresh(spark, args.district, spark_views)
         print(
             f"spark full: {elapsed:.1f} s, {total / elapsed:,.0f} resources/s, "
             f"{elapsed / min(full):.1f}× DuckDB ({before} → {load()})"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from yilian.analytics.cli import app
@@ -27,10 +29,13 @@ SUITE_FILE = {
 }  # fmt: skip
 
 
-def test_conformance_reports_counts_last_and_writes_report(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_conformance_reports_counts_last_and_writes_report(tmp_path: Path, engine: str) -> None:
     (tmp_path / "tiny.json").write_text(json.dumps(SUITE_FILE), encoding="utf-8")
     report = tmp_path / "report.json"
-    result = runner.invoke(app, ["conformance", str(tmp_path), "--report", str(report)])
+    result = runner.invoke(
+        app, ["conformance", str(tmp_path), "--engine", engine, "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "2 passed, 1 failed"
     data = json.loads(report.read_text(encoding="utf-8"))
@@ -76,3 +81,41 @@ def test_refresh_full_then_incremental_then_sql(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "other" in result.output and "female" in result.output
     assert "2 rows" in result.output
+
+
+def test_refresh_refuses_a_corrupt_state_file(tmp_path: Path) -> None:
+    src, out = tmp_path / "export", tmp_path / "views"
+    src.mkdir()
+    out.mkdir()
+    (src / "Patient.ndjson").write_text('{"resourceType": "Patient", "id": "a"}\n')
+    (out / "_refresh_state.json").write_text('{"watermark": "x\' OR 1=1 --"}')
+    result = runner.invoke(
+        app, ["refresh", "--source", str(src), "--out", str(out), "--incremental"]
+    )
+    assert result.exit_code == 1
+    assert "watermark must be a FHIR instant" in result.output
+
+
+def test_incremental_without_last_updated_merges_and_drops_deleted(tmp_path: Path) -> None:
+    # The synthetic district writes no meta.lastUpdated: incremental must still merge.
+    src, since, out = tmp_path / "export", tmp_path / "since", tmp_path / "views"
+    src.mkdir()
+    since.mkdir()
+    patients = [{"resourceType": "Patient", "id": i, "gender": "female"} for i in "abc"]
+    (src / "Patient.ndjson").write_text("\n".join(map(json.dumps, patients)), encoding="utf-8")
+    assert runner.invoke(app, ["refresh", "--source", str(src), "--out", str(out)]).exit_code == 0
+    changed = {"resourceType": "Patient", "id": "b", "gender": "male"}
+    (since / "Patient.ndjson").write_text(json.dumps(changed) + "\n", encoding="utf-8")
+    gone = {
+        "resourceType": "Bundle",
+        "entry": [{"request": {"method": "DELETE", "url": "Patient/c"}}],
+    }
+    (since / "deleted.json").write_text(json.dumps(gone) + "\n", encoding="utf-8")
+    result = runner.invoke(
+        app,
+        ["refresh", "--source", str(since), "--out", str(out), "--incremental",
+         "--deleted", str(since / "deleted.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out / "patients.parquet").to_pylist()
+    assert sorted((r["id"], r["gender"]) for r in rows) == [("a", "female"), ("b", "male")]

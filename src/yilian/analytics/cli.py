@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yilian.analytics.catalog import DERIVED, core_views
 from yilian.analytics.conformance import CaseResult, report, run_file
 from yilian.analytics.engines import DuckDBEngine, make_engine
 from yilian.analytics.errors import AnalyticsError
@@ -66,25 +67,34 @@ def refresh_cmd(
     incremental: Annotated[
         bool, typer.Option("--incremental", help="only resources changed since last refresh")
     ] = False,
+    deleted: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--deleted",
+            exists=True,
+            dir_okay=False,
+            help="Bulk Data 'deleted' NDJSON file (repeatable): drop these resources' rows",
+        ),
+    ] = None,
     engine: EngineOpt = "duckdb",
 ) -> None:
     """Materialise the core views from NDJSON files (one per resource type) to Parquet."""
     _check_engine(engine)
     eng = make_engine(engine)
-    from yilian.analytics.refresh import core_views
-
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        task = progress.add_task("loading", total=len(core_views()))
+        task = progress.add_task("loading", total=len(core_views()) + len(DERIVED))
 
         def on_view(name: str) -> None:
             progress.update(task, description=f"view {name}")
             progress.advance(task)
 
         try:
-            summary = run_refresh(eng, source, out, incremental=incremental, on_view=on_view)
-        except (FileNotFoundError, AnalyticsError) as exc:
+            summary = run_refresh(
+                eng, source, out, incremental=incremental, deleted=deleted or (), on_view=on_view
+            )
+        except (FileNotFoundError, ValueError, AnalyticsError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     table = Table(title=f"{summary.mode} refresh: {summary.resources} resources read")

@@ -19,9 +19,9 @@ export and so drops them).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from yilian.analytics.catalog import DERIVED, Derived, core_views
 from yilian.analytics.engines import Engine
 
+__all__ = ["RefreshSummary", "core_views", "deleted_keys", "files_by_type", "refresh"]
+
 STATE_FILE = "_refresh_state.json"
-
-
-def core_views() -> dict[str, dict[str, Any]]:
-    """The shipped ViewDefinitions, by name (documented in docs/analytics.md)."""
-    folder = package_files.files("yilian.analytics") / "views"
-    out: dict[str, dict[str, Any]] = {}
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".json"):
-            view = json.loads(item.read_text(encoding="utf-8"))
-            out[view["name"]] = view
-    return out
 
 
 @dataclass(frozen=True)
@@ -82,20 +74,49 @@ def _first_type(path: Path) -> str | None:
     return None
 
 
-def files_for_views(files: Sequence[Path], types: set[str]) -> list[Path]:
-    """The export files holding resources the views read.
+def files_by_type(files: Sequence[Path], types: set[str]) -> dict[str, list[Path]]:
+    """The export files holding resources the views read, by resource type.
 
     Bulk Data export writes each file with resources of one type only ("Each file item SHALL
     contain resources of only one type", https://hl7.org/fhir/uv/bulkdata/export.html), so the
     first line names the type of the whole file; files of other types (Claim, EOB, …) are
     skipped instead of being parsed for nothing.
     """
-    return [p for p in files if _first_type(p) in types]
+    out: dict[str, list[Path]] = {}
+    for path in files:
+        rtype = _first_type(path)
+        if rtype in types:
+            out.setdefault(str(rtype), []).append(path)
+    return out
 
 
-def _load_state(out: Path) -> dict[str, Any]:
+def _derive(engine: Engine, derived: Derived, out: Path) -> int:
+    """Recompute a derived table from its input views' Parquet files (small: one row per
+    referral or contract), on the same engine so its SQL runs unchanged on both."""
+    for name in derived.inputs:
+        engine.register(name, pq.read_table(out / f"{name}.parquet"))
+    table = engine.query(derived.sql)
+    pq.write_table(table, out / f"{derived.name}.parquet")
+    return int(table.num_rows)
+
+
+# FHIR instant (http://hl7.org/fhir/R4/datatypes.html#instant); the watermark is inlined in SQL.
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _load_state(out: Path) -> dict[str, Any] | None:
+    """The previous refresh's state, or None when ``out`` holds no refresh yet."""
     path = out / STATE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc}); run a full refresh") from exc
+    mark = state.get("watermark") if isinstance(state, dict) else "?"
+    if mark is not None and not (isinstance(mark, str) and _INSTANT.match(mark)):
+        raise ValueError(f"{path}: watermark must be a FHIR instant, got {mark!r}")
+    return dict(state)
 
 
 def refresh(
@@ -109,43 +130,64 @@ def refresh(
 ) -> RefreshSummary:
     """Build ``out/<view>.parquet`` for every core view from ``source/*.ndjson``.
 
+    ``incremental``: merge into the previous refresh in ``out`` — rows of the resources in
+    ``source`` (normally a ``_since`` export) replace their old rows; when the previous refresh
+    recorded a watermark, resources with an older ``meta.lastUpdated`` are skipped (resources
+    without one always pass: they cannot be shown to be old). Without a previous refresh the
+    run is a full one.
     ``deleted``: Bulk Data ``deleted`` files whose resources are removed from the views.
     """
     files = sorted(source.glob("*.ndjson"))
-    if not files:
+    if not files and not deleted:
         raise FileNotFoundError(f"no *.ndjson files in {source}")
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out)
-    watermark = state.get("watermark") if incremental else None
+    merge = incremental and state is not None
+    watermark = state.get("watermark") if merge and state is not None else None
     views = core_views()
-    needed = files_for_views(files, {str(v["resource"]) for v in views.values()})
-    loaded = engine.load_ndjson(needed) if needed else engine.load_resources([])
-    table_name = "fhir_resources"
-    if watermark is not None:
-        # Only resources changed since the last refresh go through the views.
-        engine.execute(
-            "CREATE OR REPLACE TEMP VIEW fhir_changed AS SELECT * FROM fhir_resources "
-            f"WHERE last_updated > '{watermark}'"
-        )
-        table_name = "fhir_changed"
+    by_type = files_by_type(files, {str(v["resource"]) for v in views.values()})
     gone = deleted_keys(deleted)
     rows: dict[str, int] = {}
-    for name, view in views.items():
+    loaded = 0
+    marks: list[str] = []
+    # One resource type at a time: the engine holds one type's resources (bounded memory at
+    # city scale: the largest type, not the whole export), and each view reads only its type.
+    for rtype in sorted({str(v["resource"]) for v in views.values()}):
+        paths = by_type.get(rtype, [])
+        loaded += engine.load_ndjson(paths) if paths else engine.load_resources([])
+        mark = engine.query("SELECT max(last_updated) AS m FROM fhir_resources")["m"][0].as_py()
+        if mark is not None:
+            marks.append(str(mark))
+        table_name = "fhir_resources"
+        if watermark is not None:
+            # Only resources changed since the last refresh go through the views.
+            engine.execute(
+                "CREATE OR REPLACE TEMP VIEW fhir_changed AS SELECT * FROM fhir_resources "
+                f"WHERE last_updated IS NULL OR last_updated > '{watermark}'"
+            )
+            table_name = "fhir_changed"
+        for name, view in views.items():
+            if view["resource"] != rtype:
+                continue
+            if on_view is not None:
+                on_view(name)
+            fresh = engine.run_view(view, table=table_name)
+            target = out / f"{name}.parquet"
+            drop = pa.array(sorted(gone.get(rtype, set())), pa.string())
+            table = fresh.filter(pc.invert(pc.is_in(fresh["id"], value_set=drop)))
+            if merge and target.exists():
+                old = pq.read_table(target)
+                replaced = pa.concat_arrays([pc.unique(fresh["id"]), drop])
+                keep = pc.invert(pc.is_in(old["id"], value_set=replaced))
+                table = pa.concat_tables([old.filter(keep), table.cast(old.schema)])
+            pq.write_table(table, target)
+            rows[name] = table.num_rows
+    for derived in DERIVED:
         if on_view is not None:
-            on_view(name)
-        fresh = engine.run_view(view, table=table_name)
-        target = out / f"{name}.parquet"
-        drop = pa.array(sorted(gone.get(str(view["resource"]), set())), pa.string())
-        table = fresh.filter(pc.invert(pc.is_in(fresh["id"], value_set=drop)))
-        if watermark is not None and target.exists():
-            old = pq.read_table(target)
-            replaced = pa.concat_arrays([pc.unique(fresh["id"]), drop])
-            keep = pc.invert(pc.is_in(old["id"], value_set=replaced))
-            table = pa.concat_tables([old.filter(keep), table.cast(old.schema)])
-        pq.write_table(table, target)
-        rows[name] = table.num_rows
-    new_mark = engine.query("SELECT max(last_updated) AS m FROM fhir_resources")["m"][0].as_py()
+            on_view(derived.name)
+        rows[derived.name] = _derive(engine, derived, out)
+    new_mark = max(marks) if marks else None
     if new_mark is None or (watermark is not None and new_mark < watermark):
         new_mark = watermark  # nothing newer arrived: keep the old watermark
     (out / STATE_FILE).write_text(json.dumps({"watermark": new_mark}), encoding="utf-8")
-    return RefreshSummary("incremental" if watermark else "full", loaded, rows, new_mark)
+    return RefreshSummary("incremental" if merge else "full", loaded, rows, new_mark)

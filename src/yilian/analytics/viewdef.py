@@ -15,10 +15,41 @@ from typing import Any
 
 from yilian.analytics.errors import ViewDefinitionError
 from yilian.analytics.fhirpath import Literal, Node, parse
+from yilian.fhir.validation import resource_types
 
 # ViewDefinition.select.column.name and constant.name: "^[A-Za-z][A-Za-z0-9_]*$" (sql-name).
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RESOURCE = re.compile(r"^[A-Z][A-Za-z]+$")
+# ViewDefinition.status: PublicationStatus (required binding).
+_STATUS = frozenset({"draft", "active", "retired", "unknown"})
+# Column.type: a FHIR StructureDefinition URI; relative names are FHIR R4 primitive types
+# (columns hold primitive values). http://hl7.org/fhir/R4/datatypes.html#primitive
+PRIMITIVE_TYPES = frozenset({
+    "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id",
+    "instant", "integer", "integer64", "markdown", "oid", "positiveInt", "string", "time",
+    "unsignedInt", "uri", "url", "uuid",
+})  # fmt: skip
+_ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+
+# The elements each part of a ViewDefinition may carry (SQL on FHIR v2 StructureDefinition;
+# id/extension/modifierExtension from Element, the metadata from the canonical resource
+# pattern). Anything else is most likely a typo (``colum``) that would silently drop columns.
+_ELEMENT = frozenset({"id", "extension", "modifierExtension"})
+_TOP_ELEMENTS = _ELEMENT | frozenset({
+    "resourceType", "meta", "implicitRules", "language", "text", "contained", "url",
+    "identifier", "version", "name", "title", "status", "experimental", "date", "publisher",
+    "contact", "description", "useContext", "jurisdiction", "purpose", "copyright",
+    "resource", "fhirVersion", "constant", "select", "where",
+})  # fmt: skip
+_SELECT_ELEMENTS = _ELEMENT | frozenset(
+    {"column", "select", "unionAll", "forEach", "forEachOrNull", "repeat"}
+)
+_COLUMN_ELEMENTS = _ELEMENT | frozenset(
+    {"name", "path", "type", "collection", "description", "tag"}
+)
+_WHERE_ELEMENTS = _ELEMENT | frozenset({"path", "description"})
+_CONSTANT_ELEMENTS = _ELEMENT | frozenset({"name"})
+_TAG_ELEMENTS = _ELEMENT | frozenset({"name", "value"})
 
 # FHIR primitive types allowed as constant values (ViewDefinition.constant.value[x]) and the
 # FHIRPath kind each one compiles to.
@@ -121,6 +152,20 @@ def _require_object(value: object, element: str) -> Mapping[str, Any]:
     return value
 
 
+def _known_elements(obj: Mapping[str, Any], allowed: frozenset[str], element: str) -> None:
+    for key in obj:
+        if key not in allowed and not (allowed is _CONSTANT_ELEMENTS and key.startswith("value")):
+            raise ViewDefinitionError(
+                f"{element}.{key}" if element != "ViewDefinition" else f"ViewDefinition.{key}",
+                f"is not an element of a ViewDefinition here (allowed: {sorted(allowed)})",
+            )
+
+
+def _optional_string(obj: Mapping[str, Any], key: str, element: str) -> None:
+    if key in obj and not isinstance(obj[key], str):
+        raise ViewDefinitionError(f"{element}.{key}", "must be a string")
+
+
 def _path(value: object, element: str) -> Node:
     if not isinstance(value, str):
         raise ViewDefinitionError(element, f"must be a FHIRPath string, got {type(value).__name__}")
@@ -129,6 +174,7 @@ def _path(value: object, element: str) -> Node:
 
 def _column(raw: object, element: str) -> Column:
     obj = _require_object(raw, element)
+    _known_elements(obj, _COLUMN_ELEMENTS, element)
     name = obj.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ViewDefinitionError(
@@ -137,8 +183,22 @@ def _column(raw: object, element: str) -> Column:
     if "path" not in obj:
         raise ViewDefinitionError(f"{element}.path", "is required")
     col_type = obj.get("type")
-    if col_type is not None and not isinstance(col_type, str):
-        raise ViewDefinitionError(f"{element}.type", "must be a FHIR type name (string)")
+    if col_type is not None and (
+        not isinstance(col_type, str)
+        or (col_type not in PRIMITIVE_TYPES and not _ABSOLUTE_URI.match(col_type))
+    ):
+        raise ViewDefinitionError(
+            f"{element}.type",
+            f"must be a FHIR primitive type name ({', '.join(sorted(PRIMITIVE_TYPES))}) or an "
+            f"absolute StructureDefinition URI, got {col_type!r}",
+        )
+    _optional_string(obj, "description", element)
+    for i, tag in enumerate(_require_list(obj.get("tag", []), f"{element}.tag")):
+        tag_obj = _require_object(tag, f"{element}.tag[{i}]")
+        _known_elements(tag_obj, _TAG_ELEMENTS, f"{element}.tag[{i}]")
+        for key in ("name", "value"):
+            if not isinstance(tag_obj.get(key), str):
+                raise ViewDefinitionError(f"{element}.tag[{i}].{key}", "is required (a string)")
     collection = obj.get("collection")
     if collection is not None and not isinstance(collection, bool):
         raise ViewDefinitionError(f"{element}.collection", "must be true or false")
@@ -147,6 +207,7 @@ def _column(raw: object, element: str) -> Column:
 
 def _select(raw: object, element: str) -> Select:
     obj = _require_object(raw, element)
+    _known_elements(obj, _SELECT_ELEMENTS, element)
     iterators = [k for k in ("forEach", "forEachOrNull", "repeat") if k in obj]
     if len(iterators) > 1:
         raise ViewDefinitionError(
@@ -196,6 +257,7 @@ def _select(raw: object, element: str) -> Select:
 
 def _constant(raw: object, element: str) -> tuple[str, Literal]:
     obj = _require_object(raw, element)
+    _known_elements(obj, _CONSTANT_ELEMENTS, element)
     name = obj.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ViewDefinitionError(
@@ -211,9 +273,67 @@ def _constant(raw: object, element: str) -> tuple[str, Literal]:
     key = values[0]
     kind = CONSTANT_KINDS[key]
     value = obj[key]
+    _check_constant_value(key, value, f"{element}.{key}")
     if kind == "decimal":
         value = repr(value) if isinstance(value, float) else str(value)
     return name, Literal(value, kind)
+
+
+# JSON shape of each constant value[x] (FHIR R4 §2.6.2) plus the lexical rule of the type
+# (http://hl7.org/fhir/R4/datatypes.html). Numbers and booleans are inlined into SQL, so a
+# value of the wrong JSON type must never reach the compiler.
+_DATE = r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?"
+_FULL_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_TIME = r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
+_ZONE = r"(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))"
+_CONSTANT_PATTERNS: dict[str, re.Pattern[str]] = {
+    "valueDate": re.compile(f"^{_DATE}$"),
+    "valueDateTime": re.compile(f"^({_DATE}|{_FULL_DATE}T{_TIME}{_ZONE})$"),
+    "valueInstant": re.compile(f"^{_FULL_DATE}T{_TIME}{_ZONE}$"),
+    "valueTime": re.compile(f"^{_TIME}$"),
+    "valueId": re.compile(r"^[A-Za-z0-9\-.]{1,64}$"),
+    "valueCode": re.compile(r"^\S+( \S+)*$"),
+    "valueOid": re.compile(r"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$"),
+    "valueUuid": re.compile(r"^urn:uuid:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$"),
+}
+_INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "valueInteger": (-(2**31), 2**31 - 1),
+    "valueUnsignedInt": (0, 2**31 - 1),
+    "valuePositiveInt": (1, 2**31 - 1),
+    "valueInteger64": (-(2**63), 2**63 - 1),
+}
+
+
+def _check_constant_value(key: str, value: object, element: str) -> None:
+    if key == "valueBoolean":
+        if not isinstance(value, bool):
+            raise ViewDefinitionError(element, f"must be true or false, got {value!r}")
+        return
+    if key in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[key]
+        # integer64 is a JSON string in R5; accept both spellings.
+        if key == "valueInteger64" and isinstance(value, str) and re.match(r"^-?\d+$", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ViewDefinitionError(
+                element, f"must be a JSON integer in [{low}, {high}], got {value!r}"
+            )
+        return
+    if key == "valueDecimal":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ViewDefinitionError(element, f"must be a JSON number, got {value!r}")
+        if isinstance(value, str) and not re.match(
+            r"^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$", value
+        ):
+            raise ViewDefinitionError(element, f"must be a decimal number, got {value!r}")
+        return
+    if not isinstance(value, str):
+        raise ViewDefinitionError(element, f"must be a JSON string, got {value!r}")
+    pattern = _CONSTANT_PATTERNS.get(key)
+    if pattern is not None and not pattern.match(value):
+        raise ViewDefinitionError(
+            element, f"{value!r} is not a valid {key[5:]} (FHIR R4 datatype, {pattern.pattern})"
+        )
 
 
 def validate_view(raw: object) -> ViewDefinition:
@@ -222,11 +342,28 @@ def validate_view(raw: object) -> ViewDefinition:
     Raises ``ViewDefinitionError`` naming the first offending element and the rule.
     """
     view = _require_object(raw, "ViewDefinition")
+    _known_elements(view, _TOP_ELEMENTS, "ViewDefinition")
+    if view.get("resourceType", "ViewDefinition") != "ViewDefinition":
+        raise ViewDefinitionError("ViewDefinition.resourceType", "must be 'ViewDefinition'")
     resource = view.get("resource")
     if not isinstance(resource, str) or not _RESOURCE.match(resource):
         raise ViewDefinitionError(
             "ViewDefinition.resource", "is required and must be a FHIR resource type name"
         )
+    if resource not in resource_types():
+        raise ViewDefinitionError(
+            "ViewDefinition.resource", f"{resource!r} is not a FHIR R4 resource type"
+        )
+    if "status" in view and view["status"] not in _STATUS:
+        raise ViewDefinitionError(
+            "ViewDefinition.status", f"must be one of {sorted(_STATUS)}, got {view['status']!r}"
+        )
+    if "name" in view and (not isinstance(view["name"], str) or not _NAME.match(view["name"])):
+        raise ViewDefinitionError(
+            "ViewDefinition.name", "must match ^[A-Za-z][A-Za-z0-9_]*$ (usable as a table name)"
+        )
+    for key in ("url", "title", "description", "publisher", "copyright", "version"):
+        _optional_string(view, key, "ViewDefinition")
     selects_raw = _require_list(view.get("select"), "ViewDefinition.select")
     if not selects_raw:
         raise ViewDefinitionError("ViewDefinition.select", "must contain at least one select")
@@ -240,6 +377,8 @@ def validate_view(raw: object) -> ViewDefinition:
     wheres: list[Where] = []
     for i, w in enumerate(_require_list(view.get("where", []), "where")):
         obj = _require_object(w, f"where[{i}]")
+        _known_elements(obj, _WHERE_ELEMENTS, f"where[{i}]")
+        _optional_string(obj, "description", f"where[{i}]")
         if "path" not in obj:
             raise ViewDefinitionError(f"where[{i}].path", "is required")
         wheres.append(Where(f"where[{i}].path", _path(obj["path"], f"where[{i}].path")))
