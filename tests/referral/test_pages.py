@@ -45,6 +45,8 @@ def test_refer_and_book_then_desk_accepts(engine: Engine) -> None:
                     practitioner_id="dr-chen", organization_id="chc-xinhua")  # fmt: skip
         create_user(session, "desk-zhou", Role.SPECIALIST, password=PASSWORD,
                     practitioner_id="dr-zhou", organization_id="tongren")  # fmt: skip
+        create_user(session, "mgr", Role.MANAGER, password=PASSWORD)
+        create_user(session, "wang", Role.RESIDENT, password=PASSWORD, patient_id="p-wang")
     app = create_app(engine=engine, base_url="http://testserver", migrate=False)
     with (
         TestClient(app, follow_redirects=False) as doctor,
@@ -82,4 +84,17 @@ def test_refer_and_book_then_desk_accepts(engine: Engine) -> None:
         assert "已接受" in doctor.get("/referral/mine").text
         assert doctor.get("/referral/queue").status_code == 200
         assert desk.get("/referral/new").status_code == 403
+        assert desk.get("/referral/stats").status_code == 403
+    with TestClient(app, follow_redirects=False) as manager:
+        login(manager, "mgr")
+        figures = manager.get("/referral/stats")
+        assert figures.status_code == 200 and "转诊运行情况" in figures.text
+        assert re.search(r'id="fig-up">1<', figures.text)
+        assert re.search(r'id="fig-slots-used">1<', figures.text)
+    with TestClient(app, follow_redirects=False) as resident:
+        login(resident, "wang")
+        mine = resident.get("/referral/me")
+        assert mine.status_code == 200
+        assert "上海市同仁医院" in mine.text  # where to go (the clinic's Location)
+        assert "家庭医生" in mine.text and "已接受" in mine.text
     assert dt.date.today() < day

@@ -218,8 +218,24 @@ def refer_and_book(
             {"actor": rs.ref("Patient", data.patient), "required": "required", "status": "accepted"}
         ],
     }
+    place = _place(service, schedule_id)
+    if place is not None:  # where to go: the clinic's Location, with its name
+        appointment["participant"].append({"actor": place, "status": "accepted"})
     referral.appointment = service.store.create(appointment).resource  # books the slot (hook)
     return referral
+
+
+def _place(service: FhirService, schedule_id: str | None) -> Json | None:
+    row = service.store.current_row("Schedule", schedule_id) if schedule_id else None
+    if row is None:
+        return None
+    schedule: Json = row.content
+    for actor in schedule.get("actor", []):
+        location = rs.ref_id(actor, "Location")
+        found = service.store.current_row("Location", location) if location else None
+        if location and found is not None and not found.deleted:
+            return rs.ref("Location", location, str(found.content.get("name", location)))
+    return None
 
 
 def urgent_window(service: FhirService, schedule_id: str | None, hospital: str) -> dt.timedelta:

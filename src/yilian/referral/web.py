@@ -27,7 +27,7 @@ from yilian.fhir import systems
 from yilian.fhir.errors import FhirError
 from yilian.fhir.service import FhirService
 from yilian.referral import resources as rs
-from yilian.referral import service
+from yilian.referral import service, stats
 from yilian.referral.booking import schedule_organization
 from yilian.referral.service import CONTRACTED, Acting, ReferralInput
 from yilian.referral.workflow import TRANSITIONS
@@ -295,3 +295,53 @@ async def task_action(request: Request, task_id: str, action: str) -> Response:
         return error_page(request, principal, exc.status, _diagnostics(exc))
     target = safe_next(fields["next"])
     return RedirectResponse(f"{target}?done={action}", status_code=303)
+
+
+@router.get("/referral/stats", response_class=HTMLResponse)
+def manager_figures(request: Request) -> Response:
+    """The manager's referral figures (aggregates only, as ``/api/referral/stats``)."""
+    principal = optional_principal(request)
+    if principal is None:
+        return to_login(request)
+    if principal.role not in (Role.MANAGER, Role.ADMIN):
+        t = ReferralTranslator(language_of(request))
+        return error_page(request, principal, 403, t("denied.title"))
+    with as_user(request, principal) as svc:
+        figures = stats.summary(svc)
+    return render(request, "referral_stats.html", {"s": figures}, principal)
+
+
+def _where(appointment: dict[str, Any]) -> str:
+    for participant in appointment.get("participant", []):
+        actor = participant.get("actor", {})
+        if str(actor.get("reference", "")).startswith("Location/"):
+            return str(actor.get("display") or actor["reference"])
+    return "—"
+
+
+@router.get("/referral/me", response_class=HTMLResponse)
+def resident_view(request: Request) -> Response:
+    """The resident's own contract, referrals and appointments (read as himself)."""
+    principal = optional_principal(request)
+    if principal is None:
+        return to_login(request)
+    if principal.role is not Role.RESIDENT or principal.patient_id is None:
+        t = ReferralTranslator(language_of(request))
+        return error_page(request, principal, 403, t("denied.title"))
+    me = f"Patient/{principal.patient_id}"
+    with as_user(request, principal) as svc:
+        teams = resources_of(svc.search("CareTeam", [("patient", me), ("status", "active")]))
+        tasks = resources_of(svc.search("Task", [("patient", me), ("_sort", "-authored-on")]))
+        booked = resources_of(svc.search("Appointment", [("patient", me), ("_sort", "-date")]))
+    contract = [
+        (p.get("role", [{}])[0].get("coding", [{}])[0].get("display", ""),
+         p.get("member", {}).get("display") or p.get("member", {}).get("reference", ""))
+        for team in teams for p in team.get("participant", [])
+    ]  # fmt: skip
+    appointments = [
+        {"when": _local(a.get("start")), "status": a.get("status"), "where": _where(a)}
+        for a in booked
+    ]
+    referrals = [r for r in _rows(svc, tasks, _now()) if r["direction"] in ("up", "down")]
+    context = {"contract": contract, "appointments": appointments, "referrals": referrals}
+    return render(request, "referral_me.html", context, principal)
