@@ -362,9 +362,9 @@ def panel_page(
             manager.param == "care-manager",
             manager.target_type == "Practitioner",
             manager.target_id == practitioner_id,
-            patient.res_type == "EpisodeOfCare",
-            patient.param == "patient",
-            patient.target_type == "Patient",
+            _probe_only(patient.res_type) == "EpisodeOfCare",
+            _probe_only(patient.param) == "patient",
+            _probe_only(patient.target_type) == "Patient",
             patient.resource_pk.in_(_active_contracts()),
         )
         .distinct()
