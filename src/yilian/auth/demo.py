@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from yilian.auth.principal import Role
 from yilian.auth.service import AuthError, create_user, find_user
+
+# arch: store-access — checks that a demo user's linked resource exists (ids only, no content).
 from yilian.fhir.models import ResourceRow
 
 DEMO_FILE = "demo-users.json"

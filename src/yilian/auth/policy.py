@@ -38,6 +38,9 @@ from sqlalchemy.orm import Session, aliased
 from yilian.auth.principal import CLINICIANS, Principal, Role
 from yilian.auth.scopes import scopes_permit
 from yilian.fhir.compartment import patient_compartment, patients_of
+
+# arch: store-access — the access policy is part of the store's guard: it builds the SQL
+# restriction that searches run with, over the index tables, and returns no resource content.
 from yilian.fhir.models import ReferenceIndex, ResourceRow, TokenIndex
 
 DIRECTORY_TYPES = frozenset(
