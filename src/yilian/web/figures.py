@@ -113,7 +113,7 @@ def _contracted(session: Session, cutoff: dt.date) -> tuple[int, int, int]:
         .where(
             patient.res_type == "EpisodeOfCare",
             patient.param == "patient",
-            _probe_only(patient.target_type) == "Patient",
+            _probe_only(session, patient.target_type) == "Patient",
             patient.resource_pk.in_(_active_contracts()),
         )
     ).one()
@@ -129,14 +129,16 @@ def _born_on_or_before(cutoff: dt.date) -> Any:
     )
 
 
-def _probe_only(column: Any) -> Any:
-    """The column behind an expression, so no index serves this term: the planner then reaches
-    the table through the join key (its owner index) from the selective side (a date range)
-    instead of scanning every row of the parameter. SQLite has no statistics until ANALYZE and
-    otherwise starts from the reference index — all encounters, not the window's. The same
-    device as SQLite's unary ``+`` (https://sqlite.org/optoverview.html, "Disqualifying WHERE
-    Clause Terms Using Unary-+")."""
-    return column.concat("")
+def _probe_only(session: Session, column: Any) -> Any:
+    """On SQLite, the column behind an expression, so no index serves this term: the planner
+    then reaches the table through the join key (its owner index) from the selective side (a
+    date range, a doctor's contracts) instead of scanning every row of the parameter. SQLite has
+    no statistics until ANALYZE and otherwise starts from the parameter's lookup index. The
+    same device as SQLite's unary ``+`` (https://sqlite.org/optoverview.html, "Disqualifying
+    WHERE Clause Terms Using Unary-+"). PostgreSQL plans from statistics and keeps the column."""
+    if session.get_bind().dialect.name == "sqlite":
+        return column.concat("")
+    return column
 
 
 def _count(session: Session, query: Any) -> int:
@@ -216,9 +218,9 @@ def visits_by_provider(session: Session, start: dt.datetime, end: dt.datetime) -
             DateIndex.param == "date",
             DateIndex.low >= start,
             DateIndex.low < end,
-            _probe_only(provider.res_type) == "Encounter",
-            _probe_only(provider.param) == "service-provider",
-            _probe_only(provider.target_type) == "Organization",
+            _probe_only(session, provider.res_type) == "Encounter",
+            _probe_only(session, provider.param) == "service-provider",
+            _probe_only(session, provider.target_type) == "Organization",
         )
         .group_by(provider.target_id)
     ).all()
@@ -362,9 +364,9 @@ def panel_page(
             manager.param == "care-manager",
             manager.target_type == "Practitioner",
             manager.target_id == practitioner_id,
-            _probe_only(patient.res_type) == "EpisodeOfCare",
-            _probe_only(patient.param) == "patient",
-            _probe_only(patient.target_type) == "Patient",
+            _probe_only(session, patient.res_type) == "EpisodeOfCare",
+            _probe_only(session, patient.param) == "patient",
+            _probe_only(session, patient.target_type) == "Patient",
             patient.resource_pk.in_(_active_contracts()),
         )
         .distinct()
