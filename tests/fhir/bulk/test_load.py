@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from tests.fhir.bulk.conftest import SYNTHEA, synthea_resources, write_ndjson
 from yilian.audit.models import AuditEntryRow
 from yilian.fhir.bulk.importer import LoadAborted, Loader, LoadOptions
+from yilian.fhir.bulk.sources import find_inputs
 from yilian.fhir.models import ReferenceIndex, ResourceRow, ResourceVersionRow, TokenIndex
 from yilian.fhir.runtime import RequestContext, Runtime
 
@@ -196,3 +197,12 @@ def test_failed_transaction_bundle_is_reported_and_the_load_goes_on(
     assert report.loaded == 1 and report.rejected == 1
     assert "gender" in report.errors[0].message
     assert count(engine, ResourceRow, ResourceRow.res_type == "Patient") == 1
+
+
+def test_directory_walk_skips_synth_sidecars_but_not_named_files(tmp_path: Path) -> None:
+    (tmp_path / "Patient.ndjson").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "demo-users.json").write_text("[]", encoding="utf-8")
+    (tmp_path / "mpi-truth.csv").write_text("a,b\n", encoding="utf-8")
+    assert [p.name for p in find_inputs([tmp_path])] == ["Patient.ndjson"]
+    named = find_inputs([tmp_path / "demo-users.json"])
+    assert [p.name for p in named] == ["demo-users.json"]

@@ -18,6 +18,9 @@ import orjson
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
+# Files `yilian synth` writes beside its NDJSON that are not FHIR (docs/synth.md): a directory
+# walk passes over them; named explicitly, they are read (and rejected) like any other file.
+SIDECAR_FILES = frozenset({"demo-users.json"})
 
 
 def input_kind(path: Path) -> str | None:
@@ -35,7 +38,11 @@ def find_inputs(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and input_kind(p))
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and input_kind(p) and p.name not in SIDECAR_FILES
+            )
         elif path.is_file():
             found.append(path)
         else:
