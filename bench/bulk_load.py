@@ -172,7 +172,8 @@ def pg_backends(url: str) -> Callable[[], list[int]]:
         with lock:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"  # autovacuum: not the load's own work
             ).fetchall()
         return [int(r[0]) for r in rows]
 
