@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from yilian.fhir import search as search_engine
@@ -20,6 +20,17 @@ from yilian.fhir.guarded import GuardedStore
 from yilian.fhir.models import ReferenceIndex, ResourceRow
 from yilian.fhir.search.includes import Restriction
 from yilian.fhir.store import Access, ResourceStore, StoreOptions, WriteResult
+
+# ``$everything`` reads plain rows, not ORM entities: building ~500 mapped instances (identity
+# map, instance state) cost more than decoding their JSON (bench/store_queries.py --profile).
+_COLUMNS = (
+    ResourceRow.pk,
+    ResourceRow.res_type,
+    ResourceRow.res_id,
+    ResourceRow.deleted,
+    ResourceRow.content,
+)
+_Doc = Row[int, str, str, bool, dict[str, object]]  # one row of _COLUMNS
 
 
 def parse_query(query: str) -> list[tuple[str, str]]:
@@ -159,18 +170,26 @@ class FhirService:
         """The patient, every resource in its compartment, and the resources those reference."""
         self.store.flush()
         patient = self.store.read("Patient", patient_id, audit=False)
-        compartment = patient_compartment()
-        pairs = [(t, p) for t, params in compartment.items() for p in params]
-        linked = self.session.execute(
-            select(ReferenceIndex.resource_pk, ReferenceIndex.res_type, ReferenceIndex.param)
+        allowed = {(t, p) for t, params in patient_compartment().items() for p in params}
+        # Rows that point at the patient, as a subquery: passing ~500 member pks back as an
+        # IN list made the driver parse a statement of ~500 parameters, twice per request.
+        linked = (
+            select(ReferenceIndex.resource_pk)
             .where(ReferenceIndex.target_type == "Patient")
             .where(ReferenceIndex.target_id == patient_id)
-        ).all()
-        allowed = set(pairs)
-        member_pks = {pk for pk, t, p in linked if (t, p) in allowed}
-        members = self._rows(member_pks)
+        )
+        member_pks = {
+            pk
+            for pk, t, p in self.session.execute(
+                linked.add_columns(ReferenceIndex.res_type, ReferenceIndex.param)
+            )
+            if (t, p) in allowed
+        }
+        # A resource pointing at the patient only through a non-compartment parameter is in
+        # ``linked`` but not a member: filtered here, as the pair test does above.
+        members = [r for r in self._rows(linked) if r.pk in member_pks]
         known = {(r.res_type, r.res_id) for r in members}
-        referenced = self._referenced_rows(member_pks, exclude=member_pks, known=known)
+        referenced = self._referenced_rows(linked, member_pks, known=known)
         ordered = [patient] + [r.content for r in members if r.res_type != "Patient"]
         included = [r.content for r in referenced if not r.deleted]
         if count is not None:
@@ -189,38 +208,36 @@ class FhirService:
         self._audit_bundle("everything", bundle, query=f"Patient/{patient_id}/$everything")
         return bundle
 
-    def _rows(self, pks: set[int]) -> list[ResourceRow]:
-        if not pks:
-            return []
+    def _rows(self, linked: Select[Any]) -> list[_Doc]:
         rows = self.session.execute(
-            select(ResourceRow)
-            .where(ResourceRow.pk.in_(pks), ResourceRow.deleted.is_(False))
+            select(*_COLUMNS)
+            .where(ResourceRow.pk.in_(linked.scalar_subquery()), ResourceRow.deleted.is_(False))
             .order_by(ResourceRow.res_type, ResourceRow.last_updated)
-        ).scalars()
+        )
         return list(rows)
 
     def _referenced_rows(
-        self, pks: set[int], *, exclude: set[int], known: set[tuple[str, str]]
-    ) -> list[ResourceRow]:
+        self, linked: Select[Any], member_pks: set[int], *, known: set[tuple[str, str]]
+    ) -> list[_Doc]:
         """Resources the members point at, except members themselves.
 
         ``known`` (members already loaded) are dropped before the query: members mostly point at
         each other (Observation → Encounter), and loading them again would decode their JSON twice
         (bench/store_queries.py measured ~half of a 500-resource $everything spent there).
         """
-        if not pks:
+        if not member_pks:
             return []
         targets = self.session.execute(
-            select(ReferenceIndex.target_type, ReferenceIndex.target_id)
-            .where(ReferenceIndex.resource_pk.in_(pks))
+            select(ReferenceIndex.resource_pk, ReferenceIndex.target_type, ReferenceIndex.target_id)
+            .where(ReferenceIndex.resource_pk.in_(linked.scalar_subquery()))
             .where(ReferenceIndex.target_id.is_not(None))
-            .distinct()
         ).all()
-        found: list[ResourceRow] = []
+        found: list[_Doc] = []
         by_type: dict[str, set[str]] = {}
-        for target_type, target_id in targets:
+        for pk, target_type, target_id in targets:
             if (
-                target_type
+                pk in member_pks
+                and target_type
                 and target_id
                 and target_type != "Patient"
                 and (target_type, target_id) not in known
@@ -228,14 +245,13 @@ class FhirService:
                 by_type.setdefault(target_type, set()).add(target_id)
         restriction = self._restriction()
         for target_type, ids in by_type.items():
-            query = select(ResourceRow).where(
+            query = select(*_COLUMNS).where(
                 ResourceRow.res_type == target_type, ResourceRow.res_id.in_(ids)
             )
             clause = restriction(ResourceRow) if restriction is not None else None
             if clause is not None:  # referenced resources the principal may not see stay out
                 query = query.where(clause)
-            rows = self.session.execute(query).scalars()
-            found.extend(r for r in rows if r.pk not in exclude)
+            found.extend(r for r in self.session.execute(query) if r.pk not in member_pks)
         return found
 
     def _entry(self, resource: dict[str, Any], mode: str) -> dict[str, Any]:

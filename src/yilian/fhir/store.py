@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from yilian.fhir.bulk import copytext
 from yilian.fhir.compartment import patients_of
 from yilian.fhir.errors import (
     conflict,
@@ -442,10 +443,39 @@ class ResourceStore:
             self.session.execute(delete(table).where(table.resource_pk.in_(pks)))
 
 
+# From this many rows on, PostgreSQL gets the rows by COPY instead of executemany: the AuditEvent
+# of a 500-resource $everything names every resource, ~600 reference-index rows, and
+# psycopg's pipelined executemany ran one INSERT per row (~55 ms of a ~150 ms request;
+# bench/store_queries.py --profile). Small batches keep executemany (COPY's setup costs more).
+COPY_MIN_ROWS = 64
+# Search-index tables only: their columns are text, numbers and timestamps, which
+# ``copytext.field`` writes as COPY text (no JSON documents, whose adaptation it does not do).
+_COPY_TABLES = frozenset(table.__tablename__ for table in INDEX_TABLES.values())
+
+
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Core executemany: SQLAlchemy batches it into multi-row VALUES ("insertmanyvalues")."""
-    if rows:
-        session.connection().execute(table.insert(), rows)
+    """Insert rows of one table in the session's transaction (COPY for large PostgreSQL batches)."""
+    if not rows:
+        return
+    connection = session.connection()
+    columns = list(rows[0])
+    if (
+        len(rows) >= COPY_MIN_ROWS
+        and connection.dialect.name == "postgresql"
+        and table.name in _COPY_TABLES
+        and all(len(row) == len(columns) and all(c in row for c in columns) for row in rows)
+    ):
+        names = ", ".join(f'"{name}"' for name in columns)
+        block = "".join(copytext.line([row[c] for c in columns]) for row in rows)
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+        ):
+            copy.write(block.encode())
+        return
+    connection.execute(table.insert(), rows)
 
 
 def _patients(content: dict[str, Any] | None) -> tuple[str, ...]:

@@ -1,0 +1,114 @@
+"""``$everything`` membership and the store's COPY path for large index batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from tests.fhir.conftest import FhirClient, patient
+from yilian.fhir.models import DateIndex, ReferenceIndex, ResourceRow, StringIndex
+from yilian.fhir.store import COPY_MIN_ROWS, insert_rows
+
+
+def observation(**refs: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        **refs,
+    }
+
+
+def test_everything_keeps_out_a_resource_that_names_the_patient_outside_the_compartment(
+    client: FhirClient,
+) -> None:
+    """Observation.focus is no compartment parameter (R4 CompartmentDefinition/patient lists
+    subject and performer): an observation *about* another patient that merely focuses on this
+    one is not this patient's record, and must not be returned as a match."""
+    pid = client.post("/fhir/Patient", json=patient()).json()["id"]
+    other = client.post("/fhir/Patient", json=patient(given="小红")).json()["id"]
+    own = client.post(
+        "/fhir/Observation", json=observation(subject={"reference": f"Patient/{pid}"})
+    ).json()["id"]
+    focused = client.post(
+        "/fhir/Observation",
+        json=observation(
+            subject={"reference": f"Patient/{other}"}, focus=[{"reference": f"Patient/{pid}"}]
+        ),
+    ).json()["id"]
+    bundle = client.get(f"/fhir/Patient/{pid}/$everything").json()
+    matches = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in bundle["entry"]
+        if e["search"]["mode"] == "match"
+    }
+    assert f"Observation/{own}" in matches
+    assert f"Patient/{pid}" in matches
+    assert f"Observation/{focused}" not in matches
+    assert bundle["total"] == len(matches)
+
+
+def test_large_index_batches_store_every_value_exactly(engine: Engine) -> None:
+    """Batches of ``COPY_MIN_ROWS`` rows and more go by COPY on PostgreSQL: text with tabs,
+    newlines, backslashes and Chinese, NULLs and timestamps must come back as they were sent."""
+    with Session(engine) as session:
+        owner = session.execute(
+            ResourceRow.__table__.insert()
+            .values(
+                res_type="Basic",
+                res_id="copy-check",
+                version_id=1,
+                last_updated=datetime(2026, 11, 23),
+                deleted=False,
+                content={"resourceType": "Basic", "id": "copy-check"},
+            )
+            .returning(ResourceRow.pk)
+        ).scalar_one()
+        texts = [f"王\t{i}\\n\n\r\\x01 end" for i in range(COPY_MIN_ROWS + 6)]
+        strings = [
+            {
+                "resource_pk": owner,
+                "res_type": "Basic",
+                "param": "p",
+                "value_norm": t,
+                "value_exact": t,
+            }
+            for t in texts
+        ]
+        moments = [datetime(2026, 1, 1, 8, 30, 15, i) for i in range(COPY_MIN_ROWS)]
+        dates = [
+            {"resource_pk": owner, "res_type": "Basic", "param": "d", "low": m, "high": m}
+            for m in moments
+        ]
+        insert_rows(session, StringIndex.__table__, strings)
+        insert_rows(session, DateIndex.__table__, dates)
+        session.commit()
+        got = session.execute(select(StringIndex.value_exact, StringIndex.value_norm)).all()
+        assert sorted(v for v, _ in got) == sorted(texts)
+        assert all(v == n for v, n in got)
+        got_dates = session.execute(select(DateIndex.low, DateIndex.high)).all()
+        assert sorted(low for low, _ in got_dates) == moments
+        assert all(low == high for low, high in got_dates)
+        refs = [
+            {
+                "resource_pk": owner,
+                "res_type": "Basic",
+                "param": "r",
+                "target_type": "Patient",
+                "target_id": f"p{i}",
+                "target_url": None,
+                "identifier_system": None,
+                "identifier_value": None,
+            }
+            for i in range(COPY_MIN_ROWS)
+        ]
+        insert_rows(session, ReferenceIndex.__table__, refs)
+        session.commit()
+        got_refs = session.execute(
+            select(ReferenceIndex.target_id, ReferenceIndex.target_url)
+        ).all()
+        assert sorted(t for t, _ in got_refs) == sorted(r["target_id"] for r in refs)
+        assert all(url is None for _, url in got_refs)
