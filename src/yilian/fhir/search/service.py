@@ -87,7 +87,9 @@ def search(
     parsed = parse_search(resource_type, params, base_url=base_url)
     options = parsed.options
     resource = aliased(ResourceRow)
-    matches = match_query(parsed.sql_types, parsed.filters, resource)
+    matches = match_query(
+        parsed.sql_types, parsed.filters, resource, dialect=session.get_bind().dialect.name
+    )
     clause = restriction(resource) if restriction is not None else None
     if clause is not None:
         matches = matches.where(clause)

@@ -1,10 +1,14 @@
 """Turn parsed criteria into SQL over ``fhir_resource`` and the index tables.
 
-Each criterion becomes ``resource.pk IN (SELECT resource_pk FROM idx_* WHERE res_type = … AND
-param = … AND <values OR-ed>)`` so the planner starts from the composite lookup indexes
-(``(res_type, param, code, system)`` …) and intersects the few matching owners; criteria are
-AND-ed (https://hl7.org/fhir/R4/search.html#combining). Deleted resources never match: the store
-removes their index rows and every query also filters ``deleted``.
+The most selective criterion (``_driver``: a reference before a coded token before the rest)
+becomes ``resource.pk IN (SELECT resource_pk FROM idx_* WHERE res_type = … AND param = … AND
+<values OR-ed>)``, so the query starts from the composite lookup indexes (``(res_type, param,
+code, system)`` …); every other criterion is a correlated ``EXISTS`` on the owner index
+(``ix_idx_*_owner``) checked for each of those few owners. Written as ``IN`` lists, SQLite
+materialises every criterion's list before intersecting them — all Observations with a common
+code, every date in a range: seconds at 1M resources (docs/search.md, "Query plans").
+Criteria are AND-ed (https://hl7.org/fhir/R4/search.html#combining). Deleted resources never
+match: the store removes their index rows and every query also filters ``deleted``.
 """
 
 from __future__ import annotations
@@ -229,12 +233,20 @@ def _resource_column_clause(criterion: Criterion, resource: Resource) -> ColumnE
 
 
 def criterion_clause(
-    criterion: Criterion, resource: Resource, types: tuple[str, ...]
+    criterion: Criterion, resource: Resource, types: tuple[str, ...], *, correlated: bool = False
 ) -> ColumnElement[bool]:
-    """``resource`` matches ``criterion``: an IN over the owners of matching index rows."""
+    """``resource`` matches ``criterion``: an IN over the owners of matching index rows, or with
+    ``correlated`` an EXISTS over this resource's own index rows.
+
+    The correlated form names no ``res_type`` (the outer query already fixes the type, and an
+    owner's index rows carry its type), so only the owner index can serve it, whatever a
+    planner's statistics say: the lookup index would read every row of the parameter.
+    """
     if criterion.kind in ("id", "last_updated"):
         return _resource_column_clause(criterion, resource)
     table = INDEX_TABLES[criterion.kind]
+    if correlated:
+        return _correlated_clause(criterion, table, resource)
     owners = select(table.resource_pk).where(
         _types_clause(table.res_type, types), table.param == criterion.code
     )
@@ -246,6 +258,21 @@ def criterion_clause(
         excluded: ColumnElement[bool] = not_(resource.pk.in_(owners.where(values)))
         return excluded
     matched: ColumnElement[bool] = resource.pk.in_(owners.where(values))
+    return matched
+
+
+def _correlated_clause(criterion: Criterion, table: Any, resource: Resource) -> ColumnElement[bool]:
+    """``criterion_clause`` as ``EXISTS`` over ``resource``'s own rows of ``table``."""
+    own = select(table.resource_pk).where(
+        table.resource_pk == resource.pk, table.param == criterion.code
+    )
+    if criterion.missing is not None:
+        has_value = own.exists()
+        return not_(has_value) if criterion.missing else has_value
+    values = or_(*(_value_clause(criterion, v) for v in criterion.values))
+    matched = own.where(values).exists()
+    if criterion.modifier == "not":  # search.html#token: also matches resources without a value
+        return not_(matched)
     return matched
 
 
@@ -289,12 +316,52 @@ def _has_clause(has: ReverseChain, resource: Resource) -> ColumnElement[bool]:
     return tuple_(resource.res_type, resource.res_id).in_(pointed)
 
 
-def filter_clause(item: Filter, resource: Resource, types: tuple[str, ...]) -> ColumnElement[bool]:
+def filter_clause(
+    item: Filter, resource: Resource, types: tuple[str, ...], *, correlated: bool = False
+) -> ColumnElement[bool]:
     if isinstance(item, Chain):
         return _chain_clause(item, resource, types)
     if isinstance(item, ReverseChain):
         return _has_clause(item, resource)
-    return criterion_clause(item, resource, types)
+    return criterion_clause(item, resource, types, correlated=correlated)
+
+
+def _selectivity_rank(item: Filter) -> int | None:
+    """How well ``item`` can drive the query as an ``IN`` list (lower is better), or None when it
+    cannot: negations and ``:missing`` match most rows, and ``_id``/``_lastUpdated``, chains and
+    ``_has`` are not index-row criteria. A reference names one target (a patient's few dozen
+    rows); a token with a code names one concept (an identifier, or a common LOINC code); exact
+    strings and URIs are usually near-unique; numbers, prefixes, date ranges and ``:text`` can
+    match a large share of the type."""
+    if not isinstance(item, Criterion) or item.kind in ("id", "last_updated"):
+        return None
+    if item.missing is not None or item.modifier == "not":
+        return None
+    if item.kind == "reference":
+        return 0
+    if item.kind == "token" and all(
+        isinstance(v, TokenValue) and v.code is not None for v in item.values
+    ):
+        return 1
+    if item.kind == "uri" or (item.kind == "string" and item.modifier == "exact"):
+        return 2
+    return 3
+
+
+def _driver(filters: tuple[Filter, ...]) -> Filter | None:
+    """The filter the query starts from; the other index criteria become correlated EXISTS.
+
+    None when an ``_id`` equality is present (the resource's own unique index then drives) or
+    when no filter can drive."""
+    if any(
+        isinstance(f, Criterion) and f.kind == "id" and f.modifier != "not" and f.missing is None
+        for f in filters
+    ):
+        return None
+    ranked = [
+        (rank, i) for i, f in enumerate(filters) if (rank := _selectivity_rank(f)) is not None
+    ]
+    return filters[min(ranked)[1]] if ranked else None
 
 
 # ------------------------------------------------------------------------------ queries
@@ -336,16 +403,34 @@ def order_by(sort: tuple[SortKey, ...], resource: Resource) -> list[Any]:
 
 
 def match_query(
-    types: tuple[str, ...], filters: tuple[Filter, ...], resource: Resource
+    types: tuple[str, ...],
+    filters: tuple[Filter, ...],
+    resource: Resource,
+    *,
+    dialect: str = "postgresql",
 ) -> Select[Any]:
     """``SELECT … FROM fhir_resource WHERE <type> AND NOT deleted AND <every filter>`` (no
-    columns yet: callers add them)."""
+    columns yet: callers add them). The driver stays an ``IN`` list, the other index criteria
+    are correlated; with no driver (only negations, say) every index criterion is correlated
+    and the type's rows are scanned, which the ``IN`` lists did as well.
+
+    On SQLite (``dialect``) with an index-row driver the type test is written ``res_type || ''``
+    so no index serves it: without ANALYZE statistics (``yilian load`` does not run ANALYZE)
+    SQLite otherwise walks ``ix_fhir_resource_type_updated`` — every resource of the type — and
+    tests the driver's list per row instead of fetching the list's rows by primary key. The
+    same device as SQLite's unary ``+`` (https://sqlite.org/optoverview.html, "Disqualifying
+    WHERE Clause Terms Using Unary-+"); PostgreSQL plans from statistics and keeps the column.
+    """
+    driver = _driver(filters)
+    type_column: Any = resource.res_type
+    if dialect == "sqlite" and driver is not None:
+        type_column = resource.res_type.concat("")
     return (
         select()
         .select_from(resource)
         .where(
-            _types_clause(resource.res_type, types),
+            _types_clause(type_column, types),
             resource.deleted.is_(False),
-            *(filter_clause(f, resource, types) for f in filters),
+            *(filter_clause(f, resource, types, correlated=f is not driver) for f in filters),
         )
     )
