@@ -194,3 +194,23 @@ def test_bad_page_numbers_are_named(signed_in: Callable[[str], Browser]) -> None
 def test_static_assets_are_served(browser: Browser) -> None:
     assert browser.get("/static/app.css").status_code == 200
     assert "data-chart" in browser.get("/static/charts.js").text
+
+
+def test_each_role_is_shown_the_pages_it_may_use(signed_in: Callable[[str], Browser]) -> None:
+    expected = {
+        "web-doctor": ["/referral/new", "/referral/mine"],
+        "web-specialist": ["/referral/queue"],
+        "web-resident": ["/referral/me"],
+        "web-manager": ["/referral/stats"],
+        "web-cdc": [],
+        "web-facility": [],
+    }
+    for user, links in expected.items():
+        browser = signed_in(user)
+        page = browser.get("/").text
+        nav = re.search(r'<nav class="roles" id="role-nav">(.*?)</nav>', page, re.S)
+        assert nav, f"{user}: no role navigation"
+        shown = re.findall(r'href="(/referral/[a-z]+)"', nav.group(1))
+        assert shown == links, user
+        for link in links:
+            assert browser.get(link).status_code == 200, f"{user} {link}"
