@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from tests.fhir.bulk.conftest import SYNTHEA, synthea_resources, write_ndjson
 from yilian.audit.models import AuditEntryRow
@@ -206,3 +206,39 @@ def test_directory_walk_skips_synth_sidecars_but_not_named_files(tmp_path: Path)
     assert [p.name for p in find_inputs([tmp_path])] == ["Patient.ndjson"]
     named = find_inputs([tmp_path / "demo-users.json"])
     assert [p.name for p in named] == ["demo-users.json"]
+
+
+def _has_statistics(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            tuples = conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE relname = 'fhir_resource'")
+            ).scalar_one()
+            return bool(tuples > 0)
+        stat = conn.execute(
+            text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        ).scalar_one()
+        if not stat:
+            return False
+        rows = conn.execute(
+            text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'fhir_resource'")
+        ).scalar_one()
+        return bool(rows)
+
+
+def _forget_statistics(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE fhir_resource CASCADE"))  # reltuples back to unknown
+        elif conn.execute(
+            text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        ).scalar_one():
+            conn.execute(text("DELETE FROM sqlite_stat1"))
+
+
+def test_a_load_leaves_planner_statistics(runtime: Runtime, engine: Engine, tmp_path: Path) -> None:
+    _forget_statistics(engine)
+    assert not _has_statistics(engine)
+    path = write_ndjson(tmp_path / "a.ndjson", synthea_resources(0))
+    assert loader(runtime).load([path]).loaded > 0
+    assert _has_statistics(engine)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from yilian.db import unit_of_work
 from yilian.fhir.bulk.loader import BatchResult, BatchWriter
@@ -166,7 +166,16 @@ class Loader:
                 self._disk_before += path.stat().st_size
                 self.report.bytes_done = self._disk_before
                 self._progress()
+        if self.report.loaded:
+            self._refresh_statistics()
         return self.report
+
+    def _refresh_statistics(self) -> None:
+        """ANALYZE once a load is done: a freshly bulk-loaded database has no planner statistics
+        (SQLite none at all, PostgreSQL until autovacuum gets to it), and without them searches
+        and page figures picked plans seconds slower (docs/benchmarks.md, docs/search.md)."""
+        with self.runtime.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
 
     # ------------------------------------------------------------------ files
 

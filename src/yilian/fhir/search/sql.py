@@ -415,7 +415,7 @@ def match_query(
     and the type's rows are scanned, which the ``IN`` lists did as well.
 
     On SQLite (``dialect``) with an index-row driver the type test is written ``res_type || ''``
-    so no index serves it: without ANALYZE statistics (``yilian load`` does not run ANALYZE)
+    so no index serves it: without ANALYZE statistics (a store written through the API has none)
     SQLite otherwise walks ``ix_fhir_resource_type_updated`` — every resource of the type — and
     tests the driver's list per row instead of fetching the list's rows by primary key. The
     same device as SQLite's unary ``+`` (https://sqlite.org/optoverview.html, "Disqualifying
