@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "yilian.fhir.search.models",
     "yilian.fhir.bulk.models",
     "yilian.auth.models",
+    "yilian.mpi.review.models",
 )
 
 
