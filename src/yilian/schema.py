@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "yilian.fhir.bulk.models",
     "yilian.auth.models",
     "yilian.mpi.review.models",
+    "yilian.mpi.models",
 )
 
 
