@@ -1,7 +1,11 @@
 """Tables of the FHIR store: current resources, their full history, and search indexes.
 
 Every index row points at ``fhir_resource.pk`` and is rewritten in the same transaction as the
-resource it indexes, so a search never sees a half-indexed write. Dates are stored as naive UTC
+resource it indexes, so a search never sees a half-indexed write. The index tables have neither a
+foreign key nor a primary key of their own (ADR 0010): the writers own the rows' lifecycle (a
+new version deletes its old rows; resources are never hard-deleted) and ``yilian store check``
+finds orphans; the foreign key checks and the surrogate key's sequence and B-tree were a third of
+the server's CPU in a bulk load. Dates are stored as naive UTC
 in ``[low, high)`` ranges: a partial date such as ``2024-05`` covers the whole month.
 """
 
@@ -69,12 +73,17 @@ class ResourceVersionRow(Base):
 
 
 def _owner() -> Mapped[int]:
-    return mapped_column(ForeignKey("fhir_resource.pk", ondelete="CASCADE"))
+    return mapped_column(PK)
+
+
+# The ORM wants an identity for a mapped class; index rows are only ever selected as columns, so
+# the mapper's key is nominal (no constraint in the database, see the module docstring).
+_ROW_IDENTITY = {"primary_key": ["resource_pk", "res_type", "param"]}
 
 
 class StringIndex(Base):
     __tablename__ = "idx_string"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -88,7 +97,7 @@ class StringIndex(Base):
 
 class TokenIndex(Base):
     __tablename__ = "idx_token"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -103,7 +112,7 @@ class TokenIndex(Base):
 
 class DateIndex(Base):
     __tablename__ = "idx_date"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -117,7 +126,7 @@ class DateIndex(Base):
 
 class NumberIndex(Base):
     __tablename__ = "idx_number"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -130,7 +139,7 @@ class NumberIndex(Base):
 
 class QuantityIndex(Base):
     __tablename__ = "idx_quantity"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -146,7 +155,7 @@ class QuantityIndex(Base):
 
 class ReferenceIndex(Base):
     __tablename__ = "idx_reference"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
@@ -164,7 +173,7 @@ class ReferenceIndex(Base):
 
 class UriIndex(Base):
     __tablename__ = "idx_uri"
-    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    __mapper_args__ = _ROW_IDENTITY
     resource_pk: Mapped[int] = _owner()
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))

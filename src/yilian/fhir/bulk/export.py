@@ -82,7 +82,7 @@ def _in_compartment(query: Select[Any], request: ExportRequest, res_type: str) -
         if request.patient_id is not None:
             return query.where(ResourceRow.res_id == request.patient_id)
         return query
-    link = select(ReferenceIndex.pk).where(
+    link = select(ReferenceIndex.resource_pk).where(
         ReferenceIndex.resource_pk == ResourceRow.pk,
         ReferenceIndex.param.in_(patient_compartment().get(res_type, [])),
         ReferenceIndex.target_type == "Patient",
