@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yilian.mpi import store_cli
 from yilian.mpi.chinese import chinese_spec
 from yilian.mpi.dedupe import run_dedupe
 from yilian.mpi.district import district_quality, load_district
@@ -17,8 +18,10 @@ from yilian.mpi.evaluate import pair_quality
 from yilian.mpi.febrl import DataError, Dataset, febrl_spec, load_febrl3, load_febrl4, load_file
 from yilian.mpi.model import LINK_THRESHOLD, LOWER_THRESHOLD, UPPER_THRESHOLD, Matcher
 from yilian.mpi.parameters import parameters_json, parameters_markdown
+from yilian.mpi.review.cli import app as review_app
 
 app = typer.Typer(no_args_is_help=True, help="Master patient index: match and link residents.")
+app.add_typer(review_app, name="review", help="The data steward's review queue.")
 
 
 def _load(dataset: str, entity_column: str) -> Dataset:
@@ -185,3 +188,7 @@ def dedupe(
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     Console().print(table)
     typer.echo(f"links: {out / 'Patient.ndjson'}  review: {out / 'mpi-review.csv'}")
+
+
+app.command()(store_cli.train)
+app.command()(store_cli.index)
