@@ -55,7 +55,9 @@ class WriteEvent:
     Hooks run inside the store's write path (``create``/``update``), so the REST routes, Bundle
     transactions and batches and the domain services all pass through them; a hook raises a
     ``FhirError`` to refuse the write or writes related resources through ``store`` (same
-    transaction). ``previous`` is the current content (None for a new resource).
+    transaction). ``previous`` is the current content (None for a new resource). A delete is an
+    event too (``deleted``; ``resource`` is then just its type and id), so a rule can undo what
+    the resource held — a deleted Appointment frees its Slot.
     """
 
     store: ResourceStore
@@ -63,6 +65,7 @@ class WriteEvent:
     res_id: str | None
     resource: dict[str, Any]
     previous: dict[str, Any] | None
+    deleted: bool = False
 
 
 WriteHook = Callable[[WriteEvent], None]
@@ -271,6 +274,8 @@ class ResourceStore:
                 f"{res_type}/{res_id} is at version {row.version_id}, not {if_match}",
                 rule="if-match-version",
             )
+        self._run_hooks(res_type, res_id, {"resourceType": res_type, "id": res_id}, row.content,
+                        deleted=True)  # fmt: skip
         now = self.options.clock()
         version = row.version_id + 1
         self._pending_index.pop(row.pk, None)
@@ -298,9 +303,11 @@ class ResourceStore:
         res_id: str | None,
         resource: dict[str, Any],
         previous: dict[str, Any] | None,
+        *,
+        deleted: bool = False,
     ) -> None:
         for hook in self.options.write_hooks:
-            hook(WriteEvent(self, res_type, res_id, resource, previous))
+            hook(WriteEvent(self, res_type, res_id, resource, previous, deleted))
 
     def _check(self, resource: Any, url_type: str | None) -> None:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):

@@ -176,6 +176,8 @@ def sign(body: ContractBody, runtime: RuntimeDep, ctx: ContextDep, user: Princip
         body.patient, doctor, body.chc or who.organization, body.district_hospital,
         body.municipal_hospital, body.start or now().date(), tuple(body.declared_groups),
     )  # fmt: skip
+    if user.role is not Role.ADMIN:
+        contracts.check_signer(request, who.organization, who.practitioner)
     episode, team = run(runtime, ctx, lambda svc: contracts.sign(svc.store, request))
     return json_response({"episodeOfCare": episode, "careTeam": team}, 201)
 

@@ -7,7 +7,7 @@ pass through it. For each Slot an Appointment starts holding it takes the Slot's
 IMMEDIATE``), checks it is free, bookable now and open to this requester, and marks it busy in
 the same transaction. The loser of a race waits for the lock, re-reads the committed Slot, sees
 ``busy`` and gets a 409 listing free alternatives of the same schedule. An Appointment that
-stops holding a Slot (cancelled, no-show, slot changed) frees it.
+stops holding a Slot (cancelled, no-show, slot changed, deleted) frees it.
 
 Rules (named in the OperationOutcome):
 - ``slot-busy`` (409) — the Slot is not free;
@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from yilian.fhir import systems
+from yilian.fhir.appointments import held_slots
 from yilian.fhir.errors import invalid
 from yilian.fhir.store import ResourceStore, WriteEvent, WriteHook
 from yilian.referral import resources as rs
@@ -35,18 +36,8 @@ from yilian.referral.errors import conflict, forbidden
 from yilian.referral.resources import COMMUNITY_REFERRAL, RELEASED, Json
 from yilian.referral.slots import free_slots
 
-# Appointment statuses that occupy their slots (R4 appointmentstatus); proposed, waitlist,
-# cancelled, noshow and entered-in-error do not.
-HOLDING = frozenset({"pending", "booked", "arrived", "fulfilled", "checked-in"})
 CHANNEL_TIERS = {COMMUNITY_REFERRAL: ("community", "station")}  # who may book a reserved slot
 ALTERNATIVES = 5
-
-
-def held_slots(appointment: Json | None) -> set[str]:
-    if not appointment or appointment.get("status") not in HOLDING:
-        return set()
-    found = {rs.ref_id(s, "Slot") for s in appointment.get("slot", [])}
-    return {s for s in found if s}
 
 
 def appointment_patient(appointment: Json) -> str | None:
@@ -204,11 +195,13 @@ def free(store: ResourceStore, slot_id: str) -> None:
 
 def on_write(organization: str | None, clock: Callable[[], dt.datetime], event: WriteEvent) -> None:
     if event.res_type == "Slot":
-        normalise_slot(event.resource)
+        if not event.deleted:
+            normalise_slot(event.resource)
         return
     if event.res_type != "Appointment":
         return
-    before, after = held_slots(event.previous), held_slots(event.resource)
+    before = held_slots(event.previous)
+    after = set() if event.deleted else held_slots(event.resource)  # a deleted one holds none
     now = clock()
     for slot_id in sorted(after - before):  # a fixed lock order: no deadlock between bookings
         book(event.store, slot_id, event.resource, organization, now)

@@ -20,7 +20,7 @@ from yilian.fhir import systems
 from yilian.fhir.errors import invalid, not_found
 from yilian.fhir.store import ResourceStore
 from yilian.referral import resources as rs
-from yilian.referral.errors import conflict
+from yilian.referral.errors import conflict, forbidden
 from yilian.referral.resources import Json
 from yilian.synth.contracts import CONTRACT_CODE, Contract, care_team, episode_of_care
 
@@ -137,6 +137,27 @@ def _content(store: ResourceStore, res_type: str, res_id: str) -> Json:
         raise not_found(f"{res_type}/{res_id} is not known")
     content: Json = row.content
     return content
+
+
+def check_signer(request: SignRequest, organization: str | None, practitioner: str | None) -> None:
+    """A family doctor signs for himself at his own CHC (``sign`` writes past the user's guard,
+    so this is the authorisation): 403 naming the field otherwise. Administrators pass None."""
+    if organization is None and practitioner is None:
+        return
+    if request.family_doctor != practitioner:
+        raise forbidden(
+            "contract-own-family-doctor",
+            f"a family doctor signs contracts for himself (Practitioner/{practitioner}), not "
+            f"for Practitioner/{request.family_doctor}",
+            expression="family_doctor",
+        )
+    if request.chc != organization:
+        raise forbidden(
+            "contract-own-chc",
+            f"a family doctor signs contracts for his own CHC (Organization/{organization}), "
+            f"not for Organization/{request.chc}",
+            expression="chc",
+        )
 
 
 def sign(store: ResourceStore, request: SignRequest) -> tuple[Json, Json]:

@@ -30,7 +30,13 @@ def _runtime(validate: bool = True) -> Runtime:
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine)
     base = (settings.base_url or "http://localhost:8000").rstrip("/") + "/fhir"
-    return Runtime(engine, base, validate=validate)
+    runtime = Runtime(engine, base, validate=validate)
+    # Transaction/batch Bundles are written through the store: the booking rule applies to
+    # their Appointments (NDJSON lines never hold a Slot: prepare.py refuses those).
+    from yilian.referral.booking import install
+
+    install(runtime)
+    return runtime
 
 
 def load(

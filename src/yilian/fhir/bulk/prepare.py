@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from yilian.fhir.appointments import held_slots
 from yilian.fhir.bulk.copytext import marked_lines
 from yilian.fhir.compartment import patients_of
 from yilian.fhir.errors import FhirError
@@ -137,6 +138,13 @@ def _prepare_line(
         )
     if validate:
         validate_resource(resource)
+    if res_type == "Appointment" and held_slots(resource):
+        raise _Reject(
+            "Appointment.slot: a bulk load writes rows without the booking rule (exactly-once, "
+            "reserved channel, 1+1+1 contract), so it does not load an Appointment that holds a "
+            "Slot; book it through POST /fhir/Appointment or a transaction Bundle, or load it "
+            "without Appointment.slot (history) [rule: bulk-appointment-holds-slot]"
+        )
     given = resource.get("id")
     if given is not None and not (isinstance(given, str) and ID_PATTERN.fullmatch(given)):
         raise _Reject(
