@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tests.fhir.conftest import FhirClient, patient
 from yilian.fhir.models import DateIndex, ReferenceIndex, ResourceRow, StringIndex
+from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.store import COPY_MIN_ROWS, insert_rows
 
 
@@ -49,6 +50,45 @@ def test_everything_keeps_out_a_resource_that_names_the_patient_outside_the_comp
     assert f"Patient/{pid}" in matches
     assert f"Observation/{focused}" not in matches
     assert bundle["total"] == len(matches)
+
+
+def test_everything_leaves_out_the_patients_audit_events(client: FhirClient) -> None:
+    """AuditEvents are in R4's patient compartment, but not the patient's record (ADR 0011):
+    ``$everything`` returns the same resources however often the record was looked at, while
+    ``AuditEvent?patient=`` still finds every access (here as the admin it is reserved for)."""
+    pid = client.post("/fhir/Patient", json=patient()).json()["id"]
+    client.post("/fhir/Observation", json=observation(subject={"reference": f"Patient/{pid}"}))
+    first = client.get(f"/fhir/Patient/{pid}/$everything").json()
+    client.get(f"/fhir/Patient/{pid}")
+    second = client.get(f"/fhir/Patient/{pid}/$everything").json()
+    returned = [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in second["entry"]]
+    assert returned == [
+        f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in first["entry"]
+    ]
+    assert not [r for r in returned if r.startswith("AuditEvent/")]
+    assert len(returned) == 2 and second["total"] == 2
+    accesses = client.get("/fhir/AuditEvent", params={"patient": f"Patient/{pid}"}).json()
+    # create Patient, create Observation, $everything, read, $everything
+    assert accesses["total"] == 5
+
+
+def test_compartment_of_several_patients_is_the_union(client: FhirClient, engine: Engine) -> None:
+    """``FhirService.compartment`` takes a list of patient ids (linked records of one person)."""
+    ids = [client.post("/fhir/Patient", json=patient(given=g)).json()["id"] for g in "甲乙"]
+    observations = {
+        client.post(
+            "/fhir/Observation", json=observation(subject={"reference": f"Patient/{pid}"})
+        ).json()["id"]
+        for pid in ids
+    }
+    runtime = Runtime(engine, "http://testserver/fhir")
+    with runtime.transaction(RequestContext.system("system/test")) as service:
+        members, included = service.compartment(ids)
+        assert {r.res_id for r in members if r.res_type == "Observation"} == observations
+        assert included == []
+        assert service.compartment([]) == ([], [])
+        alone, _ = service.compartment(ids[:1])
+        assert len([r for r in alone if r.res_type == "Observation"]) == 1
 
 
 def test_large_index_batches_store_every_value_exactly(engine: Engine) -> None:

@@ -6,6 +6,8 @@ search engine (conditional matching) and records search/read access in the audit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -31,6 +33,23 @@ _COLUMNS = (
     ResourceRow.content,
 )
 _Doc = Row[int, str, str, bool, dict[str, object]]  # one row of _COLUMNS
+
+# R4's patient compartment lists AuditEvent (through ``patient``), but ``$everything`` leaves it
+# out (ADR 0011): the access log is not the patient's record, it is admin-only (ADR 0004), and
+# every call's own AuditEvent would join the compartment, so the answer would grow with each
+# look. ``AuditEvent?patient=`` (admins) is where a patient's accesses are found.
+EVERYTHING_LEAVES_OUT = ("AuditEvent",)
+
+
+@cache
+def _compartment_pairs() -> frozenset[tuple[str, str]]:
+    """(resource type, search parameter) pairs that make a resource a compartment member."""
+    return frozenset(
+        (res_type, param)
+        for res_type, params in patient_compartment().items()
+        if res_type not in EVERYTHING_LEAVES_OUT
+        for param in params
+    )
 
 
 def parse_query(query: str) -> list[tuple[str, str]]:
@@ -170,32 +189,12 @@ class FhirService:
         """The patient, every resource in its compartment, and the resources those reference."""
         self.store.flush()
         patient = self.store.read("Patient", patient_id, audit=False)
-        allowed = {(t, p) for t, params in patient_compartment().items() for p in params}
-        # Rows that point at the patient, as a subquery: passing ~500 member pks back as an
-        # IN list made the driver parse a statement of ~500 parameters, twice per request.
-        linked = (
-            select(ReferenceIndex.resource_pk)
-            .where(ReferenceIndex.target_type == "Patient")
-            .where(ReferenceIndex.target_id == patient_id)
-        )
-        member_pks = {
-            pk
-            for pk, t, p in self.session.execute(
-                linked.add_columns(ReferenceIndex.res_type, ReferenceIndex.param)
-            )
-            if (t, p) in allowed
-        }
-        # A resource pointing at the patient only through a non-compartment parameter is in
-        # ``linked`` but not a member: filtered here, as the pair test does above.
-        members = [r for r in self._rows(linked) if r.pk in member_pks]
-        known = {(r.res_type, r.res_id) for r in members}
-        referenced = self._referenced_rows(linked, member_pks, known=known)
+        members, included = self.compartment([patient_id])
         ordered = [patient] + [r.content for r in members if r.res_type != "Patient"]
-        included = [r.content for r in referenced if not r.deleted]
         if count is not None:
             ordered = ordered[:count]
         entries = [self._entry(r, "match") for r in ordered]
-        entries += [self._entry(r, "include") for r in included]
+        entries += [self._entry(r.content, "include") for r in included]
         bundle = {
             "resourceType": "Bundle",
             "type": "searchset",
@@ -207,6 +206,35 @@ class FhirService:
         }
         self._audit_bundle("everything", bundle, query=f"Patient/{patient_id}/$everything")
         return bundle
+
+    def compartment(self, patient_ids: Sequence[str]) -> tuple[list[_Doc], list[_Doc]]:
+        """The current members of these patients' compartments (AuditEvents excepted, see
+        ``EVERYTHING_LEAVES_OUT``), ordered by type and age, and the resources they reference
+        that are not members (under the principal's access policy). Unaudited: the caller
+        audits what it returns."""
+        if not patient_ids:
+            return [], []
+        # Rows that point at the patients, as a subquery: passing ~500 member pks back as an
+        # IN list made the driver parse a statement of ~500 parameters, twice per request.
+        linked = (
+            select(ReferenceIndex.resource_pk)
+            .where(ReferenceIndex.target_type == "Patient")
+            .where(ReferenceIndex.target_id.in_(sorted(set(patient_ids))))
+            .where(ReferenceIndex.res_type.not_in(EVERYTHING_LEAVES_OUT))
+        )
+        member_pks = {
+            pk
+            for pk, t, p in self.session.execute(
+                linked.add_columns(ReferenceIndex.res_type, ReferenceIndex.param)
+            )
+            if (t, p) in _compartment_pairs()
+        }
+        # A resource pointing at a patient only through a non-compartment parameter is in
+        # ``linked`` but not a member: filtered here, as the pair test does above.
+        members = [r for r in self._rows(linked) if r.pk in member_pks]
+        known = {(r.res_type, r.res_id) for r in members}
+        referenced = self._referenced_rows(linked, member_pks, known=known)
+        return members, [r for r in referenced if not r.deleted]
 
     def _rows(self, linked: Select[Any]) -> list[_Doc]:
         rows = self.session.execute(
