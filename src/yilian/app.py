@@ -12,6 +12,7 @@ from yilian.fhir.api import install_error_handlers
 from yilian.fhir.api import router as fhir_router
 from yilian.fhir.bulk.api import router as bulk_router
 from yilian.fhir.runtime import Runtime
+from yilian.mpi.realtime import install as install_patient_matching
 from yilian.referral.api import install as install_referral
 from yilian.schema import upgrade_to_head
 from yilian.web.routes import install_web
@@ -37,6 +38,7 @@ def create_app(
     url = base_url or settings.base_url or "http://localhost:8000"
     app.state.runtime = Runtime(engine, url.rstrip("/") + "/fhir")
     install_referral(app)  # /api/referral and slot booking on every Appointment write
+    install_patient_matching(app.state.runtime)  # the MPI match on every Patient write
     install_error_handlers(app)
     # Bulk operations first: their fixed paths ($export, $import) must win over /{type}/{id}.
     app.include_router(bulk_router)

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from yilian.fhir.bundle import check_bundle
 from yilian.fhir.capability import capability_statement
 from yilian.fhir.errors import FhirError, Issue, invalid, not_supported, operation_outcome
+from yilian.fhir.notes import headers_for
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.searchparams.registry import resource_types
 from yilian.fhir.service import FhirService, parse_query
@@ -299,6 +300,7 @@ async def create(res_type: str, request: Request, runtime: RuntimeDep, ctx: Cont
                 )
             result = service.create(body, if_none_exist=if_none_exist)
             headers = write_headers(runtime.base_url, result.resource)
+            headers.update(headers_for(service.session, result.reference))
             return fhir_response(result.resource, 200 if result.unchanged else 201, headers)
 
     return await runtime.run_sync(run)
@@ -316,6 +318,7 @@ async def conditional_update(
         with service_for(runtime, ctx) as service:
             result = service.conditional_update(res_type, query, body)
             headers = write_headers(runtime.base_url, result.resource)
+            headers.update(headers_for(service.session, result.reference))
             return fhir_response(result.resource, 201 if result.created else 200, headers)
 
     return await runtime.run_sync(run)
@@ -372,6 +375,7 @@ async def update(
         with service_for(runtime, ctx) as service:
             result = service.store.update(res_type, res_id, body, if_match=if_match)
             headers = write_headers(runtime.base_url, result.resource)
+            headers.update(headers_for(service.session, result.reference))
             return fhir_response(result.resource, 201 if result.created else 200, headers)
 
     return await runtime.run_sync(run)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from yilian.fhir.errors import FhirError, Issue, invalid, precondition_failed
+from yilian.fhir.notes import outcome_for
 from yilian.fhir.service import FhirService
 from yilian.fhir.store import WriteResult, format_instant, new_id
 
@@ -150,14 +151,19 @@ def _split_url(url: str) -> tuple[str, str | None, str | None]:
     return res_type, res_id, path.query or None
 
 
-def _write_response(result: WriteResult, status: str) -> dict[str, Any]:
+def _write_response(
+    result: WriteResult, status: str, outcome: dict[str, Any] | None = None
+) -> dict[str, Any]:
     ref = result.reference
-    return {
+    response: dict[str, Any] = {
         "status": status,
         "location": f"{ref}/_history/{result.version_id}",
         "etag": f'W/"{result.version_id}"',
         "lastModified": format_instant(result.last_updated),
     }
+    if outcome is not None:  # what a write hook did (yilian.fhir.notes), e.g. a patient match
+        response["outcome"] = outcome
+    return response
 
 
 def _version_of(if_match: str | None) -> int | None:
@@ -271,7 +277,8 @@ class BundleProcessor:
             result = service.store.create(
                 resource, res_id=entry.assigned_id, fresh_id=entry.fresh_id
             )
-            entry.response = _write_response(result, "201 Created")
+            note = outcome_for(service.session, result.reference)
+            entry.response = _write_response(result, "201 Created", note)
         elif entry.method == "PUT":
             assert resource is not None
             if query:
@@ -282,7 +289,9 @@ class BundleProcessor:
                 )
             else:
                 raise invalid("PUT needs Type/id or Type?criteria", rule="bundle-entry-url")
-            entry.response = _write_response(result, "201 Created" if result.created else "200 OK")
+            status = "201 Created" if result.created else "200 OK"
+            note = outcome_for(service.session, result.reference)
+            entry.response = _write_response(result, status, note)
         elif entry.method == "DELETE":
             if query:
                 service.conditional_delete(res_type, query)

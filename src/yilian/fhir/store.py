@@ -222,10 +222,11 @@ class ResourceStore:
         """Create with a server-assigned id, or ``res_id`` (``fresh_id``: one from ``new_id``)."""
         self._check(resource, None)
         res_type = resource["resourceType"]
+        if res_id is None:  # assigned before the hooks run, so they know what is being written
+            res_id, fresh_id = new_id(), True
         self._run_hooks(res_type, res_id, resource, None)
-        if res_id is None or fresh_id:  # a fresh UUID cannot collide: no lookup, no savepoint
-            assigned = res_id or new_id()
-            return self._write_new(resource, res_type, assigned, method="POST", fresh=True)
+        if fresh_id:  # a fresh UUID cannot collide: no lookup, no savepoint
+            return self._write_new(resource, res_type, res_id, method="POST", fresh=True)
         if self._current(res_type, res_id) is not None:
             raise conflict(f"{res_type}/{res_id} already exists", rule="unique-id")
         return self._write_new(resource, res_type, res_id, method="POST")

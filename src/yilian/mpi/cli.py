@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yilian.mpi import store_cli
 from yilian.mpi.chinese import chinese_spec
 from yilian.mpi.dedupe import run_dedupe
 from yilian.mpi.district import district_quality, load_district
@@ -187,3 +188,7 @@ def dedupe(
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     Console().print(table)
     typer.echo(f"links: {out / 'Patient.ndjson'}  review: {out / 'mpi-review.csv'}")
+
+
+app.command()(store_cli.train)
+app.command()(store_cli.index)

@@ -21,7 +21,8 @@ refinements of ours, both cheap:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy.typing as npt
 
 from yilian.mpi.blocking import BlockingRule, candidate_pairs, random_pairs, total_pairs
 from yilian.mpi.comparisons import Comparison
-from yilian.mpi.records import IntArray, Records
+from yilian.mpi.records import IntArray, ObjArray, Records
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -203,8 +204,19 @@ class Matcher:
         self.parameters = Parameters(prior, m, u)
         return TrainingReport(iterations, converged, len(i), n_random, expected)
 
-    def score(self, records: Records, i: IntArray, j: IntArray) -> Scored:
-        """Match weight (log2 odds) of each pair, with term-frequency adjustments."""
+    def score(
+        self,
+        records: Records,
+        i: IntArray,
+        j: IntArray,
+        *,
+        term_frequencies: Mapping[str, TermFrequency] | None = None,
+    ) -> Scored:
+        """Match weight (log2 odds) of each pair, with term-frequency adjustments.
+
+        The frequencies come from ``records`` themselves (a whole population, the batch job), or
+        from ``term_frequencies`` when ``records`` are a handful of candidates (real time).
+        """
         if self.parameters is None:
             raise RuntimeError("the matcher has no parameters: train it or load them first")
         params = self.parameters
@@ -215,9 +227,13 @@ class Matcher:
             weight += w[gamma[:, k]]
         for k, comparison in enumerate(self.spec.comparisons):
             if comparison.tf_column is not None:
-                weight += self._tf_adjustment(
-                    records, comparison.tf_column, params.u[k][1], gamma[:, k], i
+                stored = (term_frequencies or {}).get(comparison.tf_column)
+                tf = (
+                    stored.of(records.column(comparison.tf_column))
+                    if stored is not None
+                    else _own_frequencies(records, comparison.tf_column)
                 )
+                weight += _tf_adjustment(tf, params.u[k][1], gamma[:, k], i)
         names = [c.name for c in self.spec.comparisons]
         for name, level in self.spec.review_at_most:
             capped = gamma[:, names.index(name)] == level
@@ -226,22 +242,52 @@ class Matcher:
             weight[self.spec.certain(records, i, j)] = np.inf
         return Scored(i, j, gamma, weight)
 
-    @staticmethod
-    def _tf_adjustment(
-        records: Records, column: str, u_exact: float, level: npt.NDArray[np.int8], i: IntArray
-    ) -> FloatArray:
-        """log2(u_exact / tf(value)) on exact agreement: rare values weigh more (Splink's form)."""
-        codes = records.codes(column)
-        present = codes[codes >= 0]
-        counts = np.bincount(present, minlength=int(codes.max(initial=-1)) + 1).astype(np.float64)
-        tf = counts / max(len(present), 1)
-        out = np.zeros(len(i))
-        exact = np.flatnonzero(level == 1)
-        out[exact] = np.log2(u_exact / np.maximum(tf[codes[i[exact]]], 1e-12))
-        return out
-
     def predict(self, records: Records) -> Scored:
         """Block, compare and score every candidate pair."""
         self.spec.prepare(records)
         i, j = self.candidates(records)
         return self.score(records, i, j)
+
+
+@dataclass(frozen=True)
+class TermFrequency:
+    """A population's frequency of each value of one column, for scoring a few records.
+
+    ``counts`` keeps the values seen at least twice; any other value counts once (a value the
+    population has not seen is as rare as the rarest it has).
+    """
+
+    total: int
+    counts: Mapping[str, int]
+
+    @classmethod
+    def of_column(cls, values: ObjArray, *, min_count: int = 2) -> TermFrequency:
+        present = [v for v in values.tolist() if v is not None]
+        found = Counter(present)
+        return cls(len(present), {v: c for v, c in found.items() if c >= min_count})
+
+    def of(self, values: ObjArray) -> FloatArray:
+        """Each record's value frequency (share of the population)."""
+        total = max(self.total, 1)
+        return np.array(
+            [self.counts.get(v, 1) / total if v is not None else 0.0 for v in values.tolist()]
+        )
+
+
+def _own_frequencies(records: Records, column: str) -> FloatArray:
+    """Each record's value frequency within ``records``."""
+    codes = records.codes(column)
+    present = codes[codes >= 0]
+    counts = np.bincount(present, minlength=int(codes.max(initial=-1)) + 1).astype(np.float64)
+    shares = counts / max(len(present), 1)
+    return np.where(codes >= 0, shares[np.maximum(codes, 0)], 0.0)
+
+
+def _tf_adjustment(
+    tf: FloatArray, u_exact: float, level: npt.NDArray[np.int8], i: IntArray
+) -> FloatArray:
+    """log2(u_exact / tf(value)) on exact agreement: rare values weigh more (Splink's form)."""
+    out = np.zeros(len(i))
+    exact = np.flatnonzero(level == 1)
+    out[exact] = np.log2(u_exact / np.maximum(tf[i[exact]], 1e-12))
+    return out
