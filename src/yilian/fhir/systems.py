@@ -80,6 +80,7 @@ CLINIC_LEVEL = f"{_YILIAN}/CodeSystem/clinic-level"  # expert (专家门诊) | g
 REFERRAL_DIRECTION = f"{_YILIAN}/CodeSystem/referral-direction"  # up (上转) | down (下转)
 REFERRAL_PRIORITY_GROUP = f"{_YILIAN}/CodeSystem/referral-priority-group"  # Task.meta.tag
 REFERRAL_ACTION = f"{_YILIAN}/CodeSystem/referral-action"  # Task.businessStatus codes
+REFERRAL_MESSAGE = f"{_YILIAN}/CodeSystem/referral-message"  # Communication.category
 EXT_TASK_DEADLINE_KIND = f"{_YILIAN}/StructureDefinition/referral-deadline-rule"  # valueCode
 CONTRACT_PRIORITY_GROUP = f"{_YILIAN}/CodeSystem/contract-priority-group"  # 60+, chronic, ...
 EXT_CONTRACT_PRIORITY_GROUP = f"{_YILIAN}/StructureDefinition/contract-priority-group"

@@ -21,13 +21,14 @@ from yilian.fhir.api import context_of, fhir_response, runtime_of
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.service import FhirService
 from yilian.jsonutil import dumps
-from yilian.referral import contracts, recognition, service, stats
+from yilian.referral import communication, contracts, recognition, service, stats
 from yilian.referral.errors import forbidden
 from yilian.referral.schemas import (
     ActionBody,
     ContractBody,
     DecisionBody,
     DischargeBody,
+    MessageBody,
     OrderBody,
     ReferAndBookBody,
     ReferralBody,
@@ -131,6 +132,21 @@ def refer_down(
     data = DischargeInput(**body.model_dump())
     made = run(runtime, ctx, lambda svc: service.refer_down(svc, who, data, now()))
     return json_response(referral_json(made), 201)
+
+
+@router.post("/referrals/{task_id}/messages", status_code=201)
+def message(
+    task_id: str, body: MessageBody, runtime: RuntimeDep, ctx: ContextDep, user: PrincipalDep
+) -> Response:
+    """A note from one facility of the referral to the other (a FHIR Communication)."""
+    who = acting(user, *CLINICIANS)
+
+    def write(svc: FhirService) -> Any:
+        task = svc.store.read("Task", task_id)
+        return communication.note(svc, task, body.text, organization=who.organization,
+                                  practitioner=who.practitioner, now=now())  # fmt: skip
+
+    return fhir_response(run(runtime, ctx, write), 201)
 
 
 @router.post("/referrals/{task_id}/{action}")

@@ -80,3 +80,20 @@ def generate(
         f"Schedule/{made.schedule_id}: {len(made.created)} slot(s) created "
         f"({len(made.reserved)} reserved for community referrals), {made.existing} already there"
     )
+
+
+@app.command("demo-slots")
+def demo_slots(
+    days: int = typer.Option(14, min=1, max=60, help="How many days ahead, from tomorrow."),
+) -> None:
+    """Schedules and Slots for the demo district's hospitals (referral departments; idempotent)."""
+    from yilian.fhir.runtime import RequestContext
+    from yilian.referral.demo import generate_demo_slots
+
+    runtime = _runtime()
+    with runtime.transaction(RequestContext.system()) as service:
+        made = generate_demo_slots(service, dt.date.today(), days)
+    typer.echo(
+        f"{made.schedules} schedule(s): {made.created} slot(s) created ({made.reserved} reserved "
+        f"for community referrals), {made.existing} already there"
+    )

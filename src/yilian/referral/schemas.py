@@ -44,6 +44,10 @@ class ActionBody(Body):
     slot: str | None = Field(default=None, pattern=r"^[A-Za-z0-9\-.]{1,64}$")
 
 
+class MessageBody(Body):
+    text: str = Field(min_length=1, max_length=2000)
+
+
 class DischargeBody(Body):
     patient: str = FhirId
     summary: str = Field(min_length=1, max_length=20000)

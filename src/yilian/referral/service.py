@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from yilian.fhir import systems
 from yilian.fhir.errors import invalid
 from yilian.fhir.service import FhirService
+from yilian.referral import communication
 from yilian.referral import resources as rs
 from yilian.referral.booking import schedule_organization
 from yilian.referral.contracts import contracted_organizations, family_doctor_of, organization_tier
@@ -183,6 +184,9 @@ def refer(
     )
     request = store.create(_request(data, direction, acting, now)).resource
     task = store.create(_task(request, direction, acting, data.target, now, contracted)).resource
+    communication.send(service, task, "notification", f"{DIRECTIONS[direction]}转诊：{data.reason}",
+                       organization=acting.organization, practitioner=acting.practitioner,
+                       recipients=[rs.ref("Organization", data.target)], now=now)  # fmt: skip
     return Referral(request, task)
 
 
@@ -222,7 +226,18 @@ def refer_and_book(
     if place is not None:  # where to go: the clinic's Location, with its name
         appointment["participant"].append({"actor": place, "status": "accepted"})
     referral.appointment = service.store.create(appointment).resource  # books the slot (hook)
+    _instruct(service, acting, referral.task, communication.where_and_when(referral.appointment),
+              now)  # fmt: skip
     return referral
+
+
+def _instruct(
+    service: FhirService, acting: Acting, task: Json, text: str, now: dt.datetime
+) -> None:
+    """Tell the resident where and when to go (a Communication to the Patient)."""
+    communication.send(service, task, "instruction", text, organization=acting.organization,
+                       practitioner=acting.practitioner, recipients=[task["for"]],
+                       now=now)  # fmt: skip
 
 
 def _place(service: FhirService, schedule_id: str | None) -> Json | None:
@@ -326,11 +341,33 @@ def act(
         task["statusReason"] = {"text": reason}
     task["lastModified"] = rs.instant(now)
     referral.task = service.store.update("Task", task_id, task).resource
+    _notify_step(service, acting, referral, action, reason, now)
     new_request_status = {"completed": "completed", "rejected": "revoked", "cancelled": "revoked"}
     if step.target in new_request_status:
         request["status"] = new_request_status[step.target]
         referral.request = service.store.update("ServiceRequest", request["id"], request).resource
     return referral
+
+
+def _notify_step(
+    service: FhirService, acting: Acting, referral: Referral, action: str, reason: str | None,
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    """Each step is a message to the other facility; accepting or moving a booking also tells
+    the resident where and when to go."""
+    text = TRANSITIONS[action].display + (f"：{reason}" if reason else "")
+    communication.send(service, referral.task, "notification", text,
+                       organization=acting.organization, practitioner=acting.practitioner,
+                       recipients=[communication.other_party(referral.task, acting.organization)],
+                       now=now)  # fmt: skip
+    if action == "reschedule" and referral.appointment is not None:
+        booked = [referral.appointment]
+    elif action == "accept":
+        booked = _appointments(service, referral.request["id"])
+    else:
+        return
+    for appointment in booked:
+        _instruct(service, acting, referral.task, communication.where_and_when(appointment), now)
 
 
 def _reschedule(
@@ -358,6 +395,9 @@ def _reschedule(
             {"actor": request["subject"], "required": "required", "status": "accepted"}
         ],
     }
+    place = _place(service, rs.ref_id(row.content.get("schedule"), "Schedule"))
+    if place is not None:
+        appointment["participant"].append({"actor": place, "status": "accepted"})
     created: Json = service.store.create(appointment).resource
     return created
 
@@ -437,7 +477,15 @@ def refer_down(
         now,
     )
     referral.documents = [summary, plan]
+    days, chc = deadlines().down_action_days, _name(service, target)
+    text = f"您已从医院转回社区：请在 {days} 天内联系{chc}的签约家庭医生随访。随访计划："
+    _instruct(service, acting, referral.task, text + data.follow_up_plan[:500], now)
     return referral
+
+
+def _name(service: FhirService, organization: str) -> str:
+    row = service.store.current_row("Organization", organization)
+    return str(row.content.get("name", organization)) if row is not None else organization
 
 
 def _contracted_chc(service: FhirService, patient: str) -> str:
