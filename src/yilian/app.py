@@ -12,6 +12,9 @@ from yilian.fhir.api import install_error_handlers
 from yilian.fhir.api import router as fhir_router
 from yilian.fhir.bulk.api import router as bulk_router
 from yilian.fhir.runtime import Runtime
+from yilian.mpi.review.api import fhir_router as merge_router
+from yilian.mpi.review.api import router as review_api
+from yilian.mpi.review.web import router as review_pages
 from yilian.mpi.realtime import install as install_patient_matching
 from yilian.referral.api import install as install_referral
 from yilian.schema import upgrade_to_head
@@ -42,6 +45,9 @@ def create_app(
     install_error_handlers(app)
     # Bulk operations first: their fixed paths ($export, $import) must win over /{type}/{id}.
     app.include_router(bulk_router)
+    app.include_router(merge_router)  # Patient/$merge before /{type}/{id}
     app.include_router(fhir_router)
+    app.include_router(review_api)  # /api/mpi/review (docs/mpi.md "Review queue")
+    app.include_router(review_pages)  # /mpi/review: the data steward's pages
     install_web(app)  # the pages: /, /login, /patients/{id}, /static (docs/web.md)
     return app

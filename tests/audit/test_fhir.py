@@ -11,7 +11,12 @@ from fhirclient.models.auditevent import AuditEvent
 
 from yilian.audit import AuditRecord
 from yilian.audit.canonical import GENESIS_HASH
-from yilian.audit.fhir import CHAIN_EXTENSION_URL, EVENT_CODE_SYSTEM, to_audit_event
+from yilian.audit.fhir import (
+    CHAIN_EXTENSION_URL,
+    EVENT_CODE_SYSTEM,
+    indexed_part,
+    to_audit_event,
+)
 
 
 def _record(**changes: Any) -> AuditRecord:
@@ -76,6 +81,44 @@ def test_search_event_carries_its_query_base64_encoded() -> None:
     query_entity = event["entity"][-1]
     assert query_entity["role"]["code"] == "24"
     assert base64.b64decode(query_entity["query"]).decode("utf-8") == query
+
+
+def _whats(event: dict[str, Any]) -> list[str | None]:
+    return [e.get("what", {}).get("reference") for e in event.get("entity", [])]
+
+
+@pytest.mark.parametrize(
+    ("event", "action"), [("search", "E"), ("operation", "E"), ("history", "R")]
+)
+def test_a_result_set_read_indexes_its_patients_and_query_not_each_result(
+    event: str, action: str
+) -> None:
+    """ADR 0011: the AuditEvent names every returned resource; its index only the patients."""
+    resources = ["Patient/p1", *(f"Observation/o{i}" for i in range(5)), "Practitioner/d"]
+    full = to_audit_event(
+        _record(event=event, action=action, resources=resources, query="Observation?x=1")
+    )
+    assert _whats(full) == [*resources, "Patient/p2", None]
+    part = indexed_part(full)
+    assert _whats(part) == ["Patient/p1", "Patient/p2", None]  # None: the query entity
+    assert part["entity"][-1]["role"]["code"] == "24"
+    assert {k: v for k, v in part.items() if k != "entity"} == {
+        k: v for k, v in full.items() if k != "entity"
+    }
+    assert len(full["entity"]) == len(resources) + 2  # the stored event is unchanged
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # a read of one resource: no query
+        {"event": "import", "action": "C", "query": "bulk.ndjson"},  # a write with a query
+        {"event": "transaction", "action": "E"},  # writes, no query
+    ],
+)
+def test_single_reads_and_writes_index_every_entity(changes: dict[str, Any]) -> None:
+    event = to_audit_event(_record(**changes))
+    assert indexed_part(event) is event
 
 
 @pytest.mark.parametrize("kind", ["export", "import"])

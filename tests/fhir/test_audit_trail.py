@@ -74,3 +74,37 @@ def test_concurrent_writers_keep_one_unbroken_chain(engine: Engine) -> None:
         assert report.ok and report.checked == 48
         count = session.execute(select(func.count()).select_from(AuditEntryRow)).scalar_one()
         assert count == 48
+
+
+def test_audit_event_search_finds_a_search_by_patient_not_by_each_result(
+    client: FhirClient, engine: Engine
+) -> None:
+    """ADR 0011: a search's AuditEvent names every result (resource and chain entry), but its
+    index holds the patients and the query; ``entity=`` finds a resource's own interactions."""
+    pid = client.post("/fhir/Patient", json=patient()).json()["id"]
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    oid = client.post("/fhir/Observation", json=obs).json()["id"]
+    client.get("/fhir/Observation", params={"subject": f"Patient/{pid}"})  # entry 3
+    client.get(f"/fhir/Patient/{pid}/$everything")  # entry 4
+    client.get(f"/fhir/Observation/{oid}")  # entry 5
+
+    def found(**params: str) -> list[str]:
+        bundle = client.get("/fhir/AuditEvent", params={**params, "_sort": "_id"}).json()
+        return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+
+    assert found(patient=f"Patient/{pid}") == [f"audit-{n}" for n in range(1, 6)]
+    assert found(entity=f"Patient/{pid}") == [f"audit-{n}" for n in range(1, 6)]
+    assert found(entity=f"Observation/{oid}") == ["audit-2", "audit-5"]  # create, read
+    search_event = client.get("/fhir/AuditEvent/audit-3").json()
+    whats = {e.get("what", {}).get("reference") for e in search_event["entity"]}
+    assert f"Observation/{oid}" in whats  # the resource still names what was returned
+    entries = _entries(engine)
+    assert f"Observation/{oid}" in entries[2].resources and entries[2].event == "search"
+    assert f"Observation/{oid}" in entries[3].resources and entries[3].event == "operation"
+    with session_factory(engine)() as session:
+        assert verify(session).ok

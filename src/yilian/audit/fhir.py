@@ -43,6 +43,8 @@ OBSERVER_NAME = "yilian"
 ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 # http://hl7.org/fhir/R4/codesystem-object-role.html: 1 Patient, 4 Domain Resource, 24 Query
 OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
+ROLE_DOMAIN_RESOURCE, ROLE_QUERY = "4", "24"
+RESULT_SET_ACTIONS = ("R", "E")  # read/view, execute (a query): see indexed_part
 # http://hl7.org/fhir/R4/codesystem-extra-security-role-type.html (human user) and DICOM
 # CID 402 110150 "Application" for software actors (as in the spec's AuditEvent examples).
 AGENT_TYPE = {
@@ -75,6 +77,36 @@ def to_audit_event(record: AuditRecord) -> dict[str, Any]:
     if entities:
         event["entity"] = entities
     return event
+
+
+def indexed_part(event: dict[str, Any]) -> dict[str, Any]:
+    """What the search index holds of an AuditEvent (ADR 0011).
+
+    A read with a Query entity (action R or E: a search, history, ``$everything``) returned a
+    result set: its Domain Resource entities — every resource returned, ~580 for one
+    ``$everything`` — stay in the resource and, hashed, in the chain entry, but are not indexed;
+    its patients, agent and query are. Writes (C, U, D; an import too) keep every entity.
+    ``AuditEvent?patient=`` thus finds every access to a patient, and ``entity=Type/id`` the
+    writes of that resource and the reads of it alone.
+    """
+    entities = event.get("entity")
+    if (
+        event.get("action") not in RESULT_SET_ACTIONS
+        or not isinstance(entities, list)
+        or not any(_has_role(e, ROLE_QUERY) for e in entities)
+    ):
+        return event
+    kept = [e for e in entities if not _has_role(e, ROLE_DOMAIN_RESOURCE)]
+    return {**event, "entity": kept}
+
+
+def _has_role(entity: Any, code: str) -> bool:
+    role = entity.get("role") if isinstance(entity, dict) else None
+    return (
+        isinstance(role, dict)
+        and role.get("system") == OBJECT_ROLE_SYSTEM
+        and role.get("code") == code
+    )
 
 
 def _chain_extension(record: AuditRecord) -> dict[str, Any]:
@@ -135,7 +167,7 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
         entities.append(
             {
                 "type": {"system": ENTITY_TYPE_SYSTEM, "code": "2", "display": "System Object"},
-                "role": {"system": OBJECT_ROLE_SYSTEM, "code": "24", "display": "Query"},
+                "role": {"system": OBJECT_ROLE_SYSTEM, "code": ROLE_QUERY, "display": "Query"},
                 "query": base64.b64encode(record.query.encode("utf-8")).decode("ascii"),
                 "description": record.query,
             }
@@ -149,7 +181,11 @@ def _resource_entity(ref: str) -> dict[str, Any]:
     return {
         "what": {"reference": ref},
         "type": {"system": ENTITY_TYPE_SYSTEM, "code": "2", "display": "System Object"},
-        "role": {"system": OBJECT_ROLE_SYSTEM, "code": "4", "display": "Domain Resource"},
+        "role": {
+            "system": OBJECT_ROLE_SYSTEM,
+            "code": ROLE_DOMAIN_RESOURCE,
+            "display": "Domain Resource",
+        },
     }
 
 

@@ -269,6 +269,13 @@ def read_decision(
     kind = resource_class(res_type)
     if kind == "directory":
         return allow("directory-read")
+    if principal.role is Role.STEWARD:
+        if res_type == "Patient":
+            return allow("steward-registrations")
+        return deny(
+            "steward-registrations",
+            f"a data steward reads Patient registrations only, not {res_type}",
+        )
     if kind == "admin-only":
         return deny("admin-only", f"{res_type} is readable by system administrators only")
     if kind == "other":
@@ -354,6 +361,8 @@ def search_clause(
         only: ColumnElement[bool] = resource.res_type.in_(sorted(readable or ()))
         return only
     parts.append(resource.res_type.in_(sorted(typed(DIRECTORY_TYPES))))
+    if principal.role is Role.STEWARD and "Patient" in typed(frozenset({"Patient"})):
+        parts.append(resource.res_type == "Patient")  # rule steward-registrations
     if principal.is_clinician:
         other = _other_types() if readable is None else _other_types() & readable
         parts.append(resource.res_type.in_(sorted(other)))
@@ -417,6 +426,8 @@ def write_decision(
         return deny("break-glass-read-only", "break-glass grants read access only")
     if principal.role is Role.ADMIN:
         return allow("admin-all")
+    if principal.role is Role.STEWARD:
+        return _steward_write(res_type, new, old)
     kind = resource_class(res_type)
     versions = [r for r in (new, old) if r is not None]
     if principal.role is Role.FACILITY_ADMIN and res_type in FACILITY_TYPES:
@@ -441,6 +452,34 @@ def write_decision(
                 return deny("care-relationship", _patient_reason(principal, patient))
         return allow("care-relationship")
     return deny("write-role", f"role {principal.role.value} may not write {res_type} resources")
+
+
+# What a steward's decision changes on a Patient (yilian.mpi.review.decisions); ``meta`` and
+# ``text`` are the server's and the narrative's.
+STEWARD_FIELDS = frozenset({"link", "active", "meta", "text"})
+
+
+def _steward_write(
+    res_type: str, new: dict[str, Any] | None, old: dict[str, Any] | None
+) -> Decision:
+    """rule steward-links: a steward links, merges and unmerges existing registrations."""
+    if res_type == "Patient" and new is not None and old is not None:
+        changed = {
+            key
+            for key in set(new) | set(old)
+            if key not in STEWARD_FIELDS and new.get(key) != old.get(key)
+        }
+        if not changed:
+            return allow("steward-links")
+        return deny(
+            "steward-links",
+            f"a data steward changes only Patient.link and Patient.active, not "
+            f"{', '.join(sorted(changed))}",
+        )
+    return deny(
+        "steward-links",
+        "a data steward changes only Patient.link and Patient.active of existing Patients",
+    )
 
 
 def _ref_id(value: Any, res_type: str) -> str | None:

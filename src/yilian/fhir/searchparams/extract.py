@@ -7,7 +7,8 @@ parameter are dropped.
 
 Not indexed here: ``_id`` and ``_lastUpdated`` (answered from ``fhir_resource`` columns),
 ``composite`` parameters (matched by the search side from their component tokens/quantities),
-``special`` ones (``near``, ``_text``, ``_content``, …), and resources inside ``contained``.
+``special`` ones (``near``, ``_text``, ``_content``, …), resources inside ``contained``, and what
+``INDEXED_PART`` leaves out (the results named by a search's AuditEvent, ADR 0011).
 
 Expressions are compiled once per resource type by ``paths`` (a fast evaluator for the FHIRPath
 subset R4 search uses); any expression it cannot compile is evaluated with fhirpathpy instead —
@@ -66,6 +67,7 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.models import models
 
+from yilian.audit.fhir import indexed_part
 from yilian.fhir.searchparams import registry
 from yilian.fhir.searchparams.paths import (
     Branch,
@@ -272,10 +274,21 @@ _BUILDERS: dict[str, Callable[[str, Rows], list[dict[str, Any]]]] = {
 }
 
 
+# Types whose index deliberately holds less than the resource says: the part that is indexed.
+INDEXED_PART: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "AuditEvent": indexed_part,  # a search's AuditEvent: its patients, not every result
+}
+
+
+def _indexed(resource: dict[str, Any], res_type: str) -> dict[str, Any]:
+    part = INDEXED_PART.get(res_type)
+    return part(resource) if part is not None else resource
+
+
 def extract_index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Index rows for every search parameter of the resource's type, keyed by index kind."""
     res_type: str = resource["resourceType"]
-    found = _collect(resource, _plan(res_type))
+    found = _collect(_indexed(resource, res_type), _plan(res_type))
     return {kind: _BUILDERS[kind](res_type, rows) for kind, rows in found.items()}
 
 
@@ -284,7 +297,7 @@ def extract_index_tuples(resource: dict[str, Any]) -> dict[str, list[tuple[Any, 
     ``values.COLUMNS`` order; kinds without rows are left out. The bulk loader's form: it writes
     whole tuples, and building a dict per row costs more than the rest of its bookkeeping."""
     res_type: str = resource["resourceType"]
-    found = _collect(resource, _plan(res_type))
+    found = _collect(_indexed(resource, res_type), _plan(res_type))
     return {kind: [(res_type, c, *r) for c, r in rows] for kind, rows in found.items() if rows}
 
 
