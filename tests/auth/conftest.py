@@ -111,6 +111,7 @@ USERS: dict[str, tuple[Role, dict[str, str]]] = {
     "manager": (Role.MANAGER, {}),
     "facility": (Role.FACILITY_ADMIN, {"organization_id": "chc-a"}),
     "resident": (Role.RESIDENT, {"patient_id": "p1"}),
+    "steward": (Role.STEWARD, {}),
 }
 
 

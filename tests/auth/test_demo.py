@@ -36,7 +36,7 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_one_demo_user_per_role_linked_to_the_district(district: Path) -> None:
     users = {u.role: u for u in read_choice(district)}
     assert set(users) == {"family_doctor", "specialist", "cdc", "manager", "facility_admin",
-                          "resident"}  # fmt: skip
+                          "resident", "steward"}  # fmt: skip
     doctor, resident = users["family_doctor"], users["resident"]
     assert users["specialist"].organization_id == "tongren"
     assert users["facility_admin"].organization_id == doctor.organization_id
@@ -82,6 +82,8 @@ def test_demo_users_see_their_share(district: Path, engine: Engine) -> None:
         assert total("specialist", "Patient?_summary=count") >= 1
         assert total("resident", "Patient?_summary=count") == 1
         assert total("cdc", "Patient?_summary=count") == 0
+        patients = len((district / "Patient.ndjson").read_text(encoding="utf-8").splitlines())
+        assert total("steward", "Patient?_summary=count") == patients  # every registration
         assert total("manager", "Organization?_summary=count") > 10
         everyone = int(
             http.get(

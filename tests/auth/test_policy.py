@@ -162,6 +162,21 @@ def test_resident_reads_only_his_own_record(clients: Clients) -> None:
     assert resident.get("/fhir/Organization/chc-a").status_code == 200
 
 
+def test_steward_reads_registrations_and_changes_only_their_links(clients: Clients) -> None:
+    steward = clients["steward"]
+    assert steward.get("/fhir/Patient?_summary=count").json()["total"] == 6
+    patient = steward.get("/fhir/Patient/p2").json()
+    r = steward.get("/fhir/Observation/obs-p2")
+    assert r.status_code == 403 and "[rule: scope]" in rule_of(r)
+    linked = {**patient, "link": [{"other": {"reference": "Patient/p3"}, "type": "seealso"}]}
+    assert steward.put("/fhir/Patient/p2", json=linked).status_code == 200
+    renamed = {**linked, "name": [{"family": "someone else"}]}
+    r = steward.put("/fhir/Patient/p2", json=renamed)
+    assert r.status_code == 403 and "[rule: steward-links]" in rule_of(r)
+    r = steward.put("/fhir/Patient/new", json={"resourceType": "Patient", "id": "new"})
+    assert r.status_code == 403 and "[rule: steward-links]" in rule_of(r)
+
+
 def test_audit_events_history_and_bulk_are_for_admins(clients: Clients) -> None:
     doctor, admin = clients["doctor"], clients["admin"]
     admin.get("/fhir/Patient/p1")

@@ -143,6 +143,7 @@ def choose(directory: Path) -> list[DemoUser]:
         DemoUser(
             "resident", Role.RESIDENT, names[first_patient[doctor]], None, first_patient[doctor]
         ),
+        DemoUser("steward", Role.STEWARD, "区卫健委 主索引数据管理员", None, None, None),
     ]
 
 

@@ -16,6 +16,7 @@ class Role(StrEnum):
     MANAGER = "manager"  # 卫健委 health-commission manager
     FACILITY_ADMIN = "facility_admin"  # hospital / CHC administrator
     RESIDENT = "resident"  # 居民
+    STEWARD = "steward"  # 主索引数据管理员: works the patient-matching review queue (issue #6)
 
 
 CLINICIANS = frozenset({Role.FAMILY_DOCTOR, Role.SPECIALIST})

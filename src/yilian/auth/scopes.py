@@ -59,6 +59,7 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.MANAGER: ("user/*.read",),
     Role.FACILITY_ADMIN: ("user/*.*",),
     Role.RESIDENT: ("patient/*.read",),
+    Role.STEWARD: ("user/Patient.*",),  # registrations only: no clinical record
 }
 
 

@@ -42,6 +42,7 @@ REQUIRED_LINKS: dict[Role, tuple[str, ...]] = {
     Role.MANAGER: (),
     Role.FACILITY_ADMIN: ("organization_id",),
     Role.RESIDENT: ("patient_id",),
+    Role.STEWARD: (),
 }
 
 

@@ -54,6 +54,7 @@ def home_page(
         Role.CDC: _cdc,
         Role.FACILITY_ADMIN: _facility_admin,
         Role.RESIDENT: _resident,
+        Role.STEWARD: _steward,
     }
     built = builders[principal.role](request, principal, page, today)
     if "chart" in built.context:
@@ -88,6 +89,17 @@ def _manager(request: Request, principal: Principal, page: int, today: dt.date) 
         "series": {"visits": list(district.visits_by_tier.values())},
     }
     return Page("home_manager.html", {"district": district, "chart": chart})
+
+
+# --------------------------------------------------------------------------- steward
+
+
+def _steward(request: Request, principal: Principal, page: int, today: dt.date) -> Page:
+    """The data steward's home is the review queue, most likely pairs first."""
+    from yilian.mpi.review.web import queue_context
+
+    with _aggregates(request) as session:
+        return Page("mpi_review_queue.html", queue_context(session, order="probability", page=page))
 
 
 # ------------------------------------------------------------------------------- CDC

@@ -21,7 +21,12 @@ from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.fhir.service import FhirService
 
 # Purpose of use recorded with a page's reads (HL7 v3 ActReason).
-PURPOSE = {Role.RESIDENT: "PATRQT", Role.CDC: "PUBHLTH", Role.MANAGER: "HOPERAT"}
+PURPOSE = {
+    Role.RESIDENT: "PATRQT",
+    Role.CDC: "PUBHLTH",
+    Role.MANAGER: "HOPERAT",
+    Role.STEWARD: "RECORDMGT",  # records management: the steward reconciles registrations
+}
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -147,6 +147,14 @@ def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Rev
     return row
 
 
+def find_pair(session: Session, first: str, second: str) -> ReviewRow | None:
+    """The item of a pair (either order), if the pair was ever proposed."""
+    a, b = ordered_pair(first, second)
+    return session.scalars(
+        select(ReviewRow).where(ReviewRow.patient_a == a, ReviewRow.patient_b == b)
+    ).one_or_none()
+
+
 Order = Literal["probability", "age"]
 
 
