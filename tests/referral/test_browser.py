@@ -4,7 +4,10 @@ A SQLite store is prepared in-process (the small network of tests/referral/conft
 contract, a day of expert slots with the reserved fifth), ``yilian serve`` serves it, and two
 people use it through the sign-in form: the family doctor refers his resident up and books a
 reserved slot in one step; the hospital's referral desk finds it first in its queue and accepts
-it; the family doctor then sees it accepted. Needs /usr/bin/chromium (scripts/setup installs it).
+it; the family doctor then sees it accepted. The second test walks the README's demo flow: sign a
+resident to a 1+1+1 contract, refer up and book, the desk accepts and later refers down, the
+resident sees contract, referrals and where-and-when notices, the manager's figures change.
+Needs /usr/bin/chromium (scripts/setup installs it).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def _prepare(data: Path) -> None:
                     practitioner_id="dr-chen", organization_id="chc-xinhua")  # fmt: skip
         create_user(session, "desk-zhou", Role.SPECIALIST, password=PASSWORD,
                     practitioner_id="dr-zhou", organization_id="tongren")  # fmt: skip
+        create_user(session, "li", Role.RESIDENT, password=PASSWORD, patient_id="p-li")
+        create_user(session, "mgr", Role.MANAGER, password=PASSWORD)
     engine.dispose()
 
 
@@ -132,4 +137,56 @@ def test_refer_and_book_then_accept(server: str) -> None:
         assert desk.locator("#queue tbody tr[data-task]").count() == 0
         doctor.goto("/referral/mine")
         assert "已接受" in doctor.inner_text("#made")
+        chromium.close()
+
+
+def _figure(page: Any, url: str, figure: str) -> int:
+    page.goto("/referral/stats")
+    return int(page.inner_text(f"#fig-{figure}"))
+
+
+def test_demo_flow_contract_refer_accept_down_resident_manager(server: str) -> None:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox"])  # fmt: skip
+        manager = _sign_in(chromium, server, "mgr")
+        before = {f: _figure(manager, server, f) for f in ("up", "down", "slots-used")}
+        doctor = _sign_in(chromium, server, "fd-chen")
+        doctor.click("#nav-referral-contract")
+        doctor.fill("#patient", "p-li")
+        doctor.select_option("#district_hospital", "tongren")
+        doctor.select_option("#municipal_hospital", "huashan")
+        doctor.click("#contract-submit")
+        doctor.wait_for_selector("#show-slots")  # on to refer-and-book, the resident chosen
+        assert doctor.locator("#patient").input_value() == "p-li"
+        doctor.select_option("#target", "tongren")
+        doctor.click("#show-slots")
+        doctor.wait_for_selector("#slots")
+        doctor.select_option("#priority", "urgent")
+        doctor.fill("#reason", "活动后胸闷两周")
+        doctor.click("#refer-and-book")
+        doctor.wait_for_selector("#message")
+        desk = _sign_in(chromium, server, "desk-zhou")
+        desk.click("#nav-referral-queue")
+        row = desk.locator("#queue tbody tr[data-task]", has_text="p-li").first
+        row.locator("button.primary").click()
+        desk.wait_for_selector("#message")
+        assert desk.locator("#queue tbody tr[data-task]", has_text="p-li").count() == 0
+        desk.click("#nav-referral-down")
+        desk.fill("#patient", "p-li")
+        desk.fill("#summary", "冠脉造影未见明显狭窄，诊断稳定型心绞痛")
+        desk.fill("#follow_up_plan", "每两周社区随访血压、心率")
+        desk.fill("#reason", "病情稳定下转")
+        desk.click("#refer-down-submit")
+        desk.wait_for_selector("#message")
+        resident = _sign_in(chromium, server, "li")
+        resident.click("#nav-referral-me")
+        assert "同仁" in resident.inner_text("#contract")
+        notices = resident.inner_text("#notices")
+        assert "上海市同仁医院" in notices and "每两周社区随访" in notices
+        assert resident.locator("#referrals tbody tr").count() == 2  # up and down
+        assert resident.locator("#appointments tbody tr").count() == 1
+        after = {f: _figure(manager, server, f) for f in ("up", "down", "slots-used")}
+        assert after == {"up": before["up"] + 1, "down": before["down"] + 1,
+                         "slots-used": before["slots-used"] + 1}  # fmt: skip
         chromium.close()

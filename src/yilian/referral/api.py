@@ -235,7 +235,9 @@ def install(app: Any) -> None:
     """Mount the referral endpoints and pages and put slot booking on the write path."""
     from yilian.referral.booking import install as install_hooks
     from yilian.referral.web import router as pages
+    from yilian.referral.web_forms import router as forms
 
     install_hooks(app.state.runtime)
     app.include_router(router)
     app.include_router(pages)
+    app.include_router(forms)

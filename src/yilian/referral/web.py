@@ -333,6 +333,7 @@ def resident_view(request: Request) -> Response:
         teams = resources_of(svc.search("CareTeam", [("patient", me), ("status", "active")]))
         tasks = resources_of(svc.search("Task", [("patient", me), ("_sort", "-authored-on")]))
         booked = resources_of(svc.search("Appointment", [("patient", me), ("_sort", "-date")]))
+        told = resources_of(svc.search("Communication", [("recipient", me), ("_sort", "-sent")]))
     contract = [
         (p.get("role", [{}])[0].get("coding", [{}])[0].get("display", ""),
          p.get("member", {}).get("display") or p.get("member", {}).get("reference", ""))
@@ -343,5 +344,10 @@ def resident_view(request: Request) -> Response:
         for a in booked
     ]
     referrals = [r for r in _rows(svc, tasks, _now()) if r["direction"] in ("up", "down")]
-    context = {"contract": contract, "appointments": appointments, "referrals": referrals}
+    notices = [
+        {"when": _local(c.get("sent")), "text": c.get("payload", [{}])[0].get("contentString", "")}
+        for c in told
+    ]  # where and when to go (referral.communication)
+    context = {"contract": contract, "appointments": appointments, "referrals": referrals,
+               "notices": notices}  # fmt: skip
     return render(request, "referral_me.html", context, principal)
