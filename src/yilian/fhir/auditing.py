@@ -64,7 +64,9 @@ class AuditBuffer:
             return
         store = ResourceStore(session, StoreOptions(validate=False, audit=None))
         for event in events:
-            store.create(event, res_id=event["id"])
+            # ``audit-<seq>``: the chain's sequence is unique under its lock, so the id is new
+            # and the store skips the existence check and the savepoint (ADR 0013).
+            store.create(event, res_id=event["id"], fresh_id=True)
         store.flush()
 
     def _merged(self) -> Access:

@@ -8,12 +8,12 @@ search-index rows and hands an audit record to the audit hook — all in the cal
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,8 +26,8 @@ from yilian.fhir.errors import (
     not_found,
     precondition_failed,
 )
+from yilian.fhir.indexdiff import delete_index_rows, index_changes
 from yilian.fhir.models import INDEX_TABLES, ResourceRow, ResourceVersionRow
-from yilian.fhir.searchparams.extract import extract_index_rows
 from yilian.fhir.validation import validate_resource
 
 ID_MAX_LENGTH = 64
@@ -104,6 +104,22 @@ class StoreOptions:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
 
 
+@dataclass
+class WriteBuffer:
+    """What a unit of work has still to write at ``flush``: version rows in one batch, and per
+    resource (pk) the content its index rows in the database come from (``indexed``, None: no
+    rows) and the content they must reflect now (``written``, None: deleted) — only the
+    difference is written (``yilian.fhir.indexdiff``)."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    indexed: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    written: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+
+    def reindex(self, pk: int, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        self.indexed.setdefault(pk, before)  # the first write of the unit knows the database's
+        self.written[pk] = after
+
+
 def format_instant(moment: datetime) -> str:
     """A FHIR instant in UTC with microseconds, so ``_lastUpdated`` orders writes faithfully."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
@@ -116,27 +132,42 @@ def new_id() -> str:
 class ResourceStore:
     """CRUD, versioning and history over one SQLAlchemy session (one unit of work)."""
 
-    def __init__(self, session: Session, options: StoreOptions | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        options: StoreOptions | None = None,
+        buffer: WriteBuffer | None = None,
+    ) -> None:
         self.session = session
         self.options = options or StoreOptions()
         # Version and index rows are written in batches by flush(): one multi-row INSERT per
         # table instead of one per resource (a 200-entry transaction Bundle would otherwise
         # cost ~2,000 statements). Resource rows themselves are written at once.
-        self._pending_versions: list[dict[str, Any]] = []
-        self._pending_index: dict[int, dict[str, Any]] = {}  # pk -> stored content
-        self._stale_index: set[int] = set()  # pks whose existing index rows must go
+        self._buffer = buffer if buffer is not None else WriteBuffer()
+
+    def unguarded(self) -> ResourceStore:
+        """The same unit of work — session, options (audit, hooks) and write buffer — without a
+        subclass's access guard: for a rule's own consequences (a booking marks its Slot busy).
+        Its writes are flushed with this store's, in the same batches."""
+        if type(self) is ResourceStore:
+            return self
+        return ResourceStore(self.session, self.options, self._buffer)
 
     def flush(self) -> None:
         """Write buffered history and index rows; call before reading them back."""
-        if self._pending_versions:
-            insert_rows(self.session, ResourceVersionRow.__table__, self._pending_versions)
-            self._pending_versions = []
-        if self._stale_index:
-            self._delete_index_rows(sorted(self._stale_index))
-            self._stale_index = set()
-        if self._pending_index:
-            self._insert_index_rows(self._pending_index.items())
-            self._pending_index = {}
+        buffer = self._buffer
+        if buffer.versions:
+            insert_rows(self.session, ResourceVersionRow.__table__, buffer.versions)
+            buffer.versions.clear()
+        if buffer.written:
+            changes = index_changes(
+                (pk, buffer.indexed.get(pk), after) for pk, after in buffer.written.items()
+            )
+            buffer.written.clear()
+            buffer.indexed.clear()
+            delete_index_rows(self.session, changes)
+            for kind, rows in changes.add.items():
+                insert_rows(self.session, INDEX_TABLES[kind].__table__, rows)
 
     # ----------------------------------------------------------------- reads
 
@@ -279,8 +310,7 @@ class ResourceStore:
                         deleted=True)  # fmt: skip
         now = self.options.clock()
         version = row.version_id + 1
-        self._pending_index.pop(row.pk, None)
-        self._stale_index.add(row.pk)
+        self._buffer.reindex(row.pk, row.content, None)
         self.session.execute(
             update(ResourceRow)
             .where(ResourceRow.pk == row.pk)
@@ -389,7 +419,7 @@ class ResourceStore:
                     rule="unique-id",
                 ) from exc
         self._append_version(pk, res_type, res_id, 1, now, method, stored)
-        self._pending_index[pk] = stored
+        self._buffer.reindex(pk, None, stored)
         self.audit(Access("create", (f"{res_type}/{res_id}/_history/1",), _patients(stored)))
         return WriteResult(stored, created=True, version_id=1, last_updated=now)
 
@@ -399,16 +429,16 @@ class ResourceStore:
         now = self.options.clock()
         version = row.version_id + 1
         stored = self._stamp(resource, row.res_id, version, now)
+        # Before the UPDATE: it synchronises the session's copy of the row to the new content.
+        self._buffer.reindex(row.pk, None if row.deleted else row.content, stored)
         self.session.execute(
             update(ResourceRow)
             .where(ResourceRow.pk == row.pk)
             .values(version_id=version, last_updated=now, deleted=False, content=stored)
         )
         self._append_version(row.pk, row.res_type, row.res_id, version, now, method, stored)
-        self._stale_index.add(row.pk)
-        self._pending_index[row.pk] = stored
-        self.session.expire(row)
         ref = f"{row.res_type}/{row.res_id}/_history/{version}"
+        self.session.expire(row)  # after its last use: reading it again would cost a SELECT
         self.audit(Access("update", (ref,), _patients(stored)))
         return WriteResult(stored, created=False, version_id=version, last_updated=now)
 
@@ -422,7 +452,7 @@ class ResourceStore:
         method: str,
         stored: dict[str, Any] | None,
     ) -> None:
-        self._pending_versions.append(
+        self._buffer.versions.append(
             {
                 "resource_pk": pk,
                 "res_type": res_type,
@@ -434,21 +464,6 @@ class ResourceStore:
                 "content": stored,
             }
         )
-
-    def _insert_index_rows(self, resources: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        batches: dict[str, list[dict[str, Any]]] = {}
-        for pk, stored in resources:
-            for kind, rows in extract_index_rows(stored).items():
-                target = batches.setdefault(kind, [])
-                for index_row in rows:
-                    index_row["resource_pk"] = pk
-                    target.append(index_row)
-        for kind, rows in batches.items():
-            insert_rows(self.session, INDEX_TABLES[kind].__table__, rows)
-
-    def _delete_index_rows(self, pks: Sequence[int]) -> None:
-        for table in INDEX_TABLES.values():
-            self.session.execute(delete(table).where(table.resource_pk.in_(pks)))
 
 
 # From this many rows on, PostgreSQL gets the rows by COPY instead of executemany: the AuditEvent

@@ -119,8 +119,9 @@ def book(
             expression="Appointment.slot",
         )
     channel = rs.slot_channel(slot)
+    hospital = schedule_organization(store, schedule_id)  # read once for both rules below
     if channel is not None and not _hospital_moves_referral(store, appointment, organization,
-                                                            schedule_id):  # fmt: skip
+                                                            hospital):  # fmt: skip
         tier = organization_tier(store, organization) if organization else None
         if tier not in CHANNEL_TIERS.get(channel, ()):
             raise forbidden(
@@ -130,7 +131,7 @@ def book(
                 f"center or station may book it (requester organization: {organization!r})",
                 expression="Appointment.slot",
             )
-    _check_contract(store, appointment, schedule_id)
+    _check_contract(store, appointment, hospital)
     slot["status"] = "busy"
     _system_update(store, "Slot", slot_id, slot)
 
@@ -139,26 +140,22 @@ def _system_update(store: ResourceStore, res_type: str, res_id: str, resource: J
     """Write a consequence of the rule as the server, past the user's access guard.
 
     A family doctor may not edit a hospital's Slot, yet his booking makes it busy: the write is
-    the rule's, in the same transaction and audit record, so it bypasses ``GuardedStore``.
+    the rule's, in the same transaction and audit record, so it bypasses ``GuardedStore``. Its
+    history and index rows go out with the Appointment's, in the same batches (ADR 0013).
     """
-    system = as_system(store)
-    system.update(res_type, res_id, resource)
-    if system is not store:
-        system.flush()
+    as_system(store).update(res_type, res_id, resource)
 
 
 def as_system(store: ResourceStore) -> ResourceStore:
-    """The same unit of work (session, audit buffer, hooks) without the user's access guard."""
-    if type(store) is ResourceStore:
-        return store
-    return ResourceStore(store.session, store.options)
+    """The same unit of work (session, audit buffer, hooks, write buffer) without the user's
+    access guard."""
+    return store.unguarded()
 
 
 def _hospital_moves_referral(
-    store: ResourceStore, appointment: Json, organization: str | None, schedule_id: str | None
+    store: ResourceStore, appointment: Json, organization: str | None, hospital: str | None
 ) -> bool:
     """The receiving hospital rescheduling a community referral onto its own reserved slot."""
-    hospital = schedule_organization(store, schedule_id)
     return (
         organization is not None
         and organization == hospital
@@ -166,8 +163,7 @@ def _hospital_moves_referral(
     )
 
 
-def _check_contract(store: ResourceStore, appointment: Json, schedule_id: str | None) -> None:
-    hospital = schedule_organization(store, schedule_id)
+def _check_contract(store: ResourceStore, appointment: Json, hospital: str | None) -> None:
     patient = appointment_patient(appointment)
     if hospital is None or patient is None:
         return
