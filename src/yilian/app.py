@@ -42,6 +42,7 @@ def create_app(
     app.state.runtime = Runtime(engine, url.rstrip("/") + "/fhir")
     install_referral(app)  # /api/referral and slot booking on every Appointment write
     install_patient_matching(app.state.runtime)  # the MPI match on every Patient write
+    app.state.runtime.resident_ids = settings.resident_ids
     install_error_handlers(app)
     # Bulk operations first: their fixed paths ($export, $import) must win over /{type}/{id}.
     app.include_router(bulk_router)

@@ -196,3 +196,52 @@ def test_train_from_the_store_replaces_the_shipped_model(runtime: Runtime) -> No
         trained = current_model(service.session)
         assert trained.trained_at is not None and trained.records == 6
         assert trained.term_frequencies["surname:chars"].counts == {"王": 2}
+
+
+BAD_CHECK = "110105194912310021"  # the worked example with its check character changed
+
+
+def test_a_bad_resident_id_is_refused_naming_the_element_and_rule(runtime: Runtime) -> None:
+    from yilian.fhir.errors import FhirError
+
+    body = person("陈秀英", identifier=[{"system": RESIDENT_ID, "value": BAD_CHECK}])
+    with pytest.raises(FhirError) as refused:
+        write(runtime, body)
+    (issue,) = refused.value.issues
+    assert refused.value.status == 422
+    assert issue.expression == "Patient.identifier[0].value"
+    assert issue.rule == "gb11643-check-digit"
+    impossible = person(
+        "陈秀英", identifier=[{"system": RESIDENT_ID, "value": "110105194902300028"}]
+    )
+    with pytest.raises(FhirError) as refused:
+        write(runtime, impossible)
+    assert refused.value.issues[0].rule == "gb11643-birth-date"  # 30 February
+
+
+def test_a_legacy_15_digit_number_is_accepted_and_matches_its_18_digit_form(
+    runtime: Runtime,
+) -> None:
+    first, _ = write(
+        runtime, person("陈秀英", identifier=[{"system": RESIDENT_ID, "value": VALID_ID}])
+    )
+    legacy = VALID_ID[:6] + VALID_ID[8:17]  # 19 dropped from the year, no check character
+    other = person("林美华", birth="1950-01-01", telecom=[], address=[])
+    _, note = write(runtime, {**other, "identifier": [{"system": RESIDENT_ID, "value": legacy}]})
+    assert note.startswith(f"linked; golden=Patient/{first}; probability=1.0000")
+
+
+def test_unverified_mode_keeps_a_bad_number_marked_and_never_matches_on_it(
+    runtime: Runtime,
+) -> None:
+    from yilian.mpi.resident_id import is_unverified
+
+    runtime.resident_ids = "unverified"
+    bad = [{"system": RESIDENT_ID, "value": BAD_CHECK}]
+    first, _ = write(runtime, person("陈秀英", identifier=bad))
+    (stored,) = read(runtime, first)["identifier"]
+    assert stored["value"] == BAD_CHECK and is_unverified(stored)
+    # the same bad number on a different person: no certain match, nothing in common else
+    stranger = person("李国强", birth="1990-07-01", telecom=[], address=[], identifier=bad)
+    _, note = write(runtime, stranger)
+    assert note.startswith("separate;")

@@ -84,6 +84,7 @@ class Runtime:
         self.engine = engine
         self.base_url = base_url.rstrip("/")
         self.validate = validate
+        self.resident_ids = "reject"  # StoreOptions.resident_ids (Settings.resident_ids)
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.write_hooks: list[WriteHookFactory] = []  # domain rules on writes (referral)
 
@@ -117,7 +118,12 @@ class Runtime:
         with unit_of_work(self.sessions) as session:
             buffer = AuditBuffer(ctx.as_actor(), merge_as=audit_as)
             hooks = tuple(factory(ctx) for factory in self.write_hooks)
-            options = StoreOptions(validate=self.validate, audit=buffer.record, write_hooks=hooks)
+            options = StoreOptions(
+                validate=self.validate,
+                audit=buffer.record,
+                write_hooks=hooks,
+                resident_ids=self.resident_ids,
+            )
             service = FhirService(session, self.base_url, options, guard=ctx.guard)
             yield service
             service.store.flush()

@@ -29,6 +29,7 @@ from yilian.fhir.errors import (
 from yilian.fhir.indexdiff import delete_index_rows, index_changes
 from yilian.fhir.models import INDEX_TABLES, ResourceRow, ResourceVersionRow
 from yilian.fhir.validation import validate_resource
+from yilian.fhir.validation.identity import mark_unverified_resident_ids
 
 ID_MAX_LENGTH = 64
 
@@ -102,6 +103,9 @@ class StoreOptions:
     audit: AuditHook | None = None
     write_hooks: tuple[WriteHook, ...] = ()  # e.g. slot booking (yilian.referral.booking)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
+    # A resident ID breaking GB 11643: "reject" (422) or "unverified" (kept, marked, never
+    # matched on) — YILIAN_RESIDENT_IDS, docs/mpi.md "Bad input".
+    resident_ids: str = "reject"
 
 
 @dataclass
@@ -354,6 +358,8 @@ class ResourceStore:
                 expression="resourceType",
                 rule="resource-type-mismatch",
             )
+        if self.options.resident_ids == "unverified":
+            mark_unverified_resident_ids(resource)
         if self.options.validate:
             validate_resource(resource, expected_type=url_type)
 

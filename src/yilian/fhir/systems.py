@@ -17,6 +17,8 @@ MRN_PREFIX = f"{_YILIAN}/sid/mrn/"  # hospital MRN (病案号): MRN_PREFIX + fac
 USCC = f"{_YILIAN}/sid/cn-uscc"  # 统一社会信用代码 of organisations, GB 32100-2015, 18 chars
 PRACTITIONER_LICENCE = f"{_YILIAN}/sid/cn-practitioner-licence"  # 医师执业证书编码
 HL7_IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"  # Identifier.type codes
+# Identifier.type code ``unverified``: a resident ID kept although it fails GB 11643 (docs/mpi.md)
+IDENTIFIER_VERIFICATION = f"{_YILIAN}/CodeSystem/identifier-verification"
 
 # --- Code systems (Coding.system) ---------------------------------------------------------------
 ICD10_CN = f"{_YILIAN}/CodeSystem/icd-10-cn"  # ICD-10 国家临床版 2.0 (GB/T 14396 extension codes)

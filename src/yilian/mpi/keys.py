@@ -22,21 +22,7 @@ from yilian.mpi.chinese import COLUMNS, chinese_spec
 from yilian.mpi.district import patient_row
 from yilian.mpi.models import BlockingKeyRow
 from yilian.mpi.records import Records, object_array
-
-# A resident ID accepted as unverified (``yilian.fhir.validation.identity``) carries this
-# Identifier.type coding; the matcher never uses such a number (docs/mpi.md).
-UNVERIFIED_SYSTEM = "http://yilian.health/fhir/CodeSystem/identifier-verification"
-UNVERIFIED_CODE = "unverified"
-
-
-def is_unverified(identifier: dict[str, Any]) -> bool:
-    codings = (identifier.get("type") or {}).get("coding") or []
-    return any(
-        isinstance(c, dict)
-        and c.get("system") == UNVERIFIED_SYSTEM
-        and c.get("code") == UNVERIFIED_CODE
-        for c in codings
-    )
+from yilian.mpi.resident_id import is_unverified
 
 
 def matcher_row(resource: dict[str, Any]) -> dict[str, str | None]:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
+
+from yilian.fhir.systems import IDENTIFIER_VERIFICATION
 
 # GB 11643-1999 / ISO 7064 MOD 11-2 (china-rules.md §6): W_i = 2^(17-i) mod 11 for i = 0..16.
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -140,3 +143,19 @@ def upgrade_legacy(value: str) -> str:
         )
     first17 = f"{value[:6]}19{value[6:]}"
     return first17 + check_digit(first17)
+
+
+# The Identifier.type coding of a resident ID accepted although it breaks a rule above
+# (``YILIAN_RESIDENT_IDS=unverified``); such a number is never matched on.
+UNVERIFIED_CODING = {"system": IDENTIFIER_VERIFICATION, "code": "unverified"}
+
+
+def is_unverified(identifier: dict[str, Any]) -> bool:
+    """Whether an Identifier carries the ``unverified`` type coding."""
+    codings = (identifier.get("type") or {}).get("coding") or []
+    return any(
+        isinstance(c, dict)
+        and c.get("system") == IDENTIFIER_VERIFICATION
+        and c.get("code") == "unverified"
+        for c in codings
+    )
