@@ -120,6 +120,19 @@ def test_every_patient_belongs_to_one_household_with_an_adult(district: District
     assert 2.0 < mean_size < 2.7  # Shanghai 2020: 2.32 (assumption A9)
 
 
+def test_children_carry_a_household_adults_surname(district: District) -> None:
+    """Siblings and a parent share the surname: the family hard negatives of patient matching."""
+    patients = {p["id"]: p for p in district["Patient"]}
+    children = 0
+    for group in district["Group"]:
+        members = [patients[m["entity"]["reference"].split("/")[1]] for m in group["member"]]
+        adults = {p["name"][0]["family"] for p in members if age(p) >= 18}
+        for child in (p for p in members if age(p) < 18):
+            assert child["name"][0]["family"] in adults, group["id"]
+            children += 1
+    assert children > 300  # about 10 % of 6,900 residents (0-14: 9.8 %)
+
+
 def test_respiratory_visits_peak_in_winter_and_gastro_in_summer(district: District) -> None:
     months: dict[str, Counter[int]] = {"resp": Counter(), "gi": Counter()}
     for encounter in district["Encounter"]:

@@ -120,6 +120,17 @@ def _phones(rng: random.Random, age: int) -> list[tuple[str, str]]:
     return phones
 
 
+def family_surname(adults: list[Person]) -> str:
+    """The surname a child of these adults carries: the father's by custom, so the oldest man's
+    of the household (the youngest adult's when there is no man: a single mother), so that
+    siblings and a parent agree on the surname — the hard negatives of patient matching
+    (assumption A9)."""
+    men = [p for p in adults if p.sex == "male" and p.age >= ADULT_AGE]
+    if men:
+        return max(men, key=lambda p: p.age).family
+    return adults[0].family
+
+
 class PeopleFactory:
     """Draws people and forms households, block by block, for one subdistrict at a time."""
 
@@ -170,7 +181,9 @@ class PeopleFactory:
             children = []
         parents = [g for g in groups if 22 <= g[0].age <= 55] or groups
         for child in children:
-            rng.choice(parents).append(child)
+            family = rng.choice(parents)
+            child.family = family_surname(family)
+            family.append(child)
         rng.shuffle(groups)
         for members in groups:
             yield self._household(rng, sub, members)
