@@ -15,7 +15,7 @@ from sqlalchemy import JSON, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from yilian.jsonutil import loads
+from yilian.jsonutil import dumps_text, loads
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -57,6 +57,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=dumps_text,
             json_deserializer=loads,
             **kwargs,
         )
@@ -78,7 +79,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
     return create_engine(
-        url, pool_pre_ping=True, json_deserializer=loads, connect_args=connect_args, **kwargs
+        url,
+        pool_pre_ping=True,
+        json_serializer=dumps_text,
+        json_deserializer=loads,
+        connect_args=connect_args,
+        **kwargs,
     )
 
 

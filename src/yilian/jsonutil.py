@@ -26,6 +26,27 @@ def _parse_int(text: str) -> int | float:
     return int(text) if len(text) <= 18 else float(text)
 
 
+def dumps_text(document: Any) -> str:
+    """``dumps`` as text: the database's JSON serializer (every stored resource, every audit
+    entry; the standard library took ~4x as long, a 580-entity AuditEvent ~10 ms)."""
+    return dumps(document).decode("utf-8")
+
+
+# A run of 19 digits may be an integer literal that ``_parse_int`` must see (or only a long digit
+# string, which merely takes the slow path); everything else is read by orjson, about twice as
+# fast: decoding ~580 documents was the largest cost of $everything (ADR 0011). The digits are
+# mapped to "0" and the run found by a substring search — a regular expression took longer
+# than orjson's whole parse.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
 def loads(text: str | bytes) -> Any:
     """Read stored FHIR JSON (the database's JSON deserializer)."""
+    raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:  # what only the standard library reads (a lone surrogate)
+            pass
     return json.loads(text, parse_int=_parse_int)
