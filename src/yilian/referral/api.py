@@ -23,6 +23,7 @@ from yilian.fhir.service import FhirService
 from yilian.jsonutil import dumps
 from yilian.referral import communication, contracts, recognition, service, stats
 from yilian.referral.errors import forbidden
+from yilian.referral.queue import MAX_LIMIT, queue_page
 from yilian.referral.schemas import (
     ActionBody,
     ContractBody,
@@ -168,11 +169,15 @@ def act(
 @router.get("/queue")
 def queue(
     runtime: RuntimeDep, ctx: ContextDep, user: PrincipalDep,
-    limit: int = Query(100, ge=1, le=1000),
+    limit: int = Query(100, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0),
 ) -> Response:  # fmt: skip
+    """A page of the desk's queue in priority order, with the queue's ``total``."""
     who = acting(user, *CLINICIANS)
-    tasks = run(runtime, ctx, lambda svc: service.queue(svc, who.organization, limit=limit))
-    return json_response({"organization": who.organization, "tasks": tasks})
+    found = run(
+        runtime, ctx, lambda svc: queue_page(svc, who.organization, limit=limit, offset=offset)
+    )
+    return json_response({"organization": who.organization, "tasks": found.tasks,
+                          "total": found.total, "offset": offset, "limit": limit})  # fmt: skip
 
 
 @router.get("/overdue")

@@ -21,14 +21,12 @@ from yilian.referral.booking import schedule_organization
 from yilian.referral.contracts import contracted_organizations, family_doctor_of, organization_tier
 from yilian.referral.errors import forbidden, unprocessable
 from yilian.referral.policy import deadlines, reservation_policy
+from yilian.referral.queue import CONTRACTED, PRIORITY_RANK, queue_page
 from yilian.referral.resources import Json
 from yilian.referral.slots import search_all
 from yilian.referral.workflow import OPEN, TRANSITIONS, transition
 
 DIRECTIONS = {"up": "上转", "down": "下转"}
-# R4 request-priority codes, most pressing first (the queue's first key).
-PRIORITY_RANK = {"stat": 0, "asap": 1, "urgent": 2, "routine": 3}
-CONTRACTED = "contracted-family-doctor"  # priority group tag of the queue (seed 004 附件4 (二)2)
 SUPPORTING_TYPES = ("DiagnosticReport", "Observation", "DocumentReference", "ImagingStudy",
                     "CarePlan", "Condition")  # fmt: skip
 HOSPITAL_TIERS = ("district-regional", "municipal")
@@ -509,32 +507,9 @@ def queue_key(task: Json) -> tuple[int, int, str]:
 
 
 def queue(service: FhirService, organization: str, *, limit: int = 100) -> list[Json]:
-    """The organization's incoming referrals awaiting an answer, in priority order.
-
-    One indexed search per (priority, contracted?) group, each sorted by waiting time and cut at
-    what is still missing, so the first page costs at most eight small queries however long the
-    queue is (the order is ``queue_key``'s).
-    """
-    direction = systems.REFERRAL_DIRECTION
-    group = f"{systems.REFERRAL_PRIORITY_GROUP}|{CONTRACTED}"
-    base = [
-        ("owner", f"Organization/{organization}"),
-        ("status", "requested,received"),
-        ("_tag", f"{direction}|up,{direction}|down"),
-        ("_sort", "authored-on"),
-        ("_total", "none"),
-    ]
-    found: list[Json] = []
-    for priority in PRIORITY_RANK:
-        for contracted in (("_tag", group), ("_tag:not", group)):
-            missing = limit - len(found)
-            if missing <= 0:
-                return found
-            bundle = service.search(
-                "Task", [*base, ("priority", priority), contracted, ("_count", str(missing))]
-            )
-            found += [e["resource"] for e in bundle.get("entry", [])]
-    return found
+    """The first ``limit`` of the organization's incoming referrals awaiting an answer, in
+    ``queue_key`` order (one SQL statement: ``yilian.referral.queue``)."""
+    return queue_page(service, organization, limit=limit).tasks
 
 
 def overdue(service: FhirService, organization: str, now: dt.datetime) -> list[Json]:

@@ -29,7 +29,8 @@ from yilian.fhir.service import FhirService
 from yilian.referral import resources as rs
 from yilian.referral import service, stats
 from yilian.referral.booking import schedule_organization
-from yilian.referral.service import CONTRACTED, Acting, ReferralInput
+from yilian.referral.queue import CONTRACTED, queue_page
+from yilian.referral.service import Acting, ReferralInput
 from yilian.referral.workflow import TRANSITIONS
 from yilian.web import csrf
 from yilian.web.i18n import LANGUAGES, Translator
@@ -39,6 +40,7 @@ from yilian.web.routes import error_page, form_fields, language_of, safe_next, t
 router = APIRouter(include_in_schema=False)
 FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 HOSPITAL_TIERS = ("district-regional", "municipal")
+QUEUE_PAGE = 50  # referrals per page of the desk's queue
 _env = Environment(
     loader=ChoiceLoader([
         FileSystemLoader(str(resources.files("yilian.referral").joinpath("templates"))),
@@ -265,14 +267,32 @@ def desk_queue(request: Request) -> Response:
     acting = _acting(principal)
     if acting is None or not principal.is_clinician:
         return error_page(request, principal, 403, t("denied.title"))
+    number = request.query_params.get("page", "1")
+    if not (number.isdigit() and int(number) >= 1):
+        return error_page(request, principal, 400, t("ref.page_bad"))
+    offset = (int(number) - 1) * QUEUE_PAGE
     with as_user(request, principal) as svc:
-        rows = _rows(svc, service.queue(svc, acting.organization), _now())
+        found = queue_page(svc, acting.organization, limit=QUEUE_PAGE, offset=offset)
+        rows = _rows(svc, found.tasks, _now())
     done = request.query_params.get("done")
     message = t("ref.action_done", action=done) if done in TRANSITIONS else None
-    sections = [{"id": "queue", "title": t("ref.queue"), "actions": True, "rows": rows}]
+    paging = _paging(t, int(number), found.offset, len(rows), found.total)
+    sections = [{"id": "queue", "title": t("ref.queue"), "actions": True, "rows": rows,
+                 "paging": paging}]  # fmt: skip
     context = {"title": t("ref.queue"), "intro": t("ref.queue_intro"), "sections": sections,
                "message": message}  # fmt: skip
     return render(request, "referral_list.html", context, principal)
+
+
+def _paging(
+    t: ReferralTranslator, number: int, offset: int, shown: int, total: int
+) -> dict[str, Any]:
+    """The queue's position line and previous/next links (``?page=N``, 1-based)."""
+    return {
+        "text": t("ref.page", first=offset + 1 if shown else 0, last=offset + shown, total=total),
+        "previous": f"/referral/queue?page={number - 1}" if number > 1 else None,
+        "next": f"/referral/queue?page={number + 1}" if offset + shown < total else None,
+    }
 
 
 @router.post("/referral/tasks/{task_id}/{action}", response_class=HTMLResponse)
