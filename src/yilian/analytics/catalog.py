@@ -31,6 +31,8 @@ SYSTEM_CONSTANTS: dict[str, str] = {
     "uscc_system": systems.USCC,
     "snomed": systems.SNOMED_CT,
     "contract_system": systems.FAMILY_DOCTOR_CONTRACT,
+    "slot_channel_system": systems.SLOT_CHANNEL,
+    "slot_released_ext": systems.EXT_SLOT_RELEASED,
 }
 
 
