@@ -122,3 +122,9 @@ def test_users_cli(engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     listed = runner.invoke(cli, ["users", "list", "--json"])
     assert {json.loads(line)["username"] for line in listed.stdout.splitlines()} == {"mgr"}
     assert DEMO_FILE == "demo-users.json"
+
+
+def test_a_demo_file_from_before_the_steward_role_gains_the_steward(tmp_path: Path) -> None:
+    old = [{"username": "manager", "role": "manager", "display_name": "区卫健委 管理"}]
+    (tmp_path / DEMO_FILE).write_text(json.dumps(old), encoding="utf-8")
+    assert [u.username for u in read_choice(tmp_path)] == ["manager", "steward"]

@@ -45,6 +45,10 @@ class DemoUser:
     organization_id: str | None = None
 
 
+# The health commission's data steward (patient matching review) stands for no record.
+STEWARD = DemoUser("steward", Role.STEWARD, "区卫健委 主索引数据管理员", None, None, None)
+
+
 def _lines(directory: Path, res_type: str) -> Iterator[dict[str, Any]]:
     for name in (f"{res_type}.ndjson", f"{res_type}.ndjson.gz"):
         path = directory / name
@@ -143,7 +147,7 @@ def choose(directory: Path) -> list[DemoUser]:
         DemoUser(
             "resident", Role.RESIDENT, names[first_patient[doctor]], None, first_patient[doctor]
         ),
-        DemoUser("steward", Role.STEWARD, "区卫健委 主索引数据管理员", None, None, None),
+        STEWARD,
     ]
 
 
@@ -162,9 +166,12 @@ def read_choice(directory: Path) -> list[DemoUser]:
         return choose(directory)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return [DemoUser(**item) for item in data]
+        users = [DemoUser(**item) for item in data]
     except (ValueError, TypeError) as exc:
         raise AuthError(f"{path} is not a list of demo users: {exc} [rule: demo-file]") from exc
+    if all(u.role != Role.STEWARD for u in users):  # a file written before the role existed
+        users.append(STEWARD)
+    return users
 
 
 def _exists(session: Session, res_type: str, res_id: str | None) -> bool:
