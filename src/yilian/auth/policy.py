@@ -42,6 +42,7 @@ from yilian.fhir.compartment import patient_compartment, patients_of
 # arch: store-access — the access policy is part of the store's guard: it builds the SQL
 # restriction that searches run with, over the index tables, and returns no resource content.
 from yilian.fhir.models import ReferenceIndex, ResourceRow, TokenIndex
+from yilian.mpi.links import linked_ids
 
 DIRECTORY_TYPES = frozenset(
     {
@@ -244,10 +245,13 @@ def visible_patients(
 
 def may_read_patient(session: Session, principal: Principal, patient_id: str) -> bool:
     """Whether the principal may read this patient's record (without break-glass)."""
-    visible = visible_patients(principal, only=patient_id)
-    if visible is None:
-        return True
-    return session.execute(select(exists(visible.subquery()))).scalar_one() is True
+    for member in [patient_id, *sorted(linked_ids(session, [patient_id]))]:
+        visible = visible_patients(principal, only=member)
+        if visible is None:
+            return True
+        if session.execute(select(exists(visible.subquery()))).scalar_one() is True:
+            return True  # rule linked-records: one of the person's registrations is his
+    return False
 
 
 def _patient_ids(references: list[str]) -> list[str]:
@@ -334,7 +338,9 @@ def visible_ids(
     rows = session.execute(visible.limit(MATERIALISE_LIMIT + 1)).scalars().all()
     if len(rows) > MATERIALISE_LIMIT:
         return None
-    return sorted({str(r) for r in rows})
+    found = {str(r) for r in rows}
+    found |= linked_ids(session, found)  # rule linked-records (see may_read_patient)
+    return sorted(found) if len(found) <= MATERIALISE_LIMIT else None
 
 
 def search_clause(

@@ -22,6 +22,7 @@ from yilian.fhir.guarded import GuardedStore
 from yilian.fhir.models import ReferenceIndex, ResourceRow
 from yilian.fhir.search.includes import Restriction
 from yilian.fhir.store import Access, ResourceStore, StoreOptions, WriteResult
+from yilian.mpi.links import linked_ids
 
 # ``$everything`` reads plain rows, not ORM entities: building ~500 mapped instances (identity
 # map, instance state) cost more than decoding their JSON (bench/store_queries.py --profile).
@@ -189,8 +190,19 @@ class FhirService:
         """The patient, every resource in its compartment, and the resources those reference."""
         self.store.flush()
         patient = self.store.read("Patient", patient_id, audit=False)
-        members, included = self.compartment([patient_id])
-        ordered = [patient] + [r.content for r in members if r.res_type != "Patient"]
+        # The whole person: every registration linked to this one (Patient.link, docs/mpi.md
+        # "Persons and links"), each with its own compartment.
+        person = linked_ids(self.session, [patient_id]) - {patient_id}
+        members, included = self.compartment([patient_id, *sorted(person)])
+        registrations = [
+            r.content
+            for r in (*members, *included)
+            if r.res_type == "Patient" and r.res_id in person
+        ]
+        registrations = list({str(p["id"]): p for p in registrations}.values())
+        included = [r for r in included if not (r.res_type == "Patient" and r.res_id in person)]
+        ordered = [patient, *registrations]
+        ordered += [r.content for r in members if r.res_type != "Patient"]
         if count is not None:
             ordered = ordered[:count]
         entries = [self._entry(r, "match") for r in ordered]

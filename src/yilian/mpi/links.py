@@ -23,6 +23,9 @@ from yilian.fhir.models import ReferenceIndex, ResourceRow
 # the walk stops there rather than read the whole population.
 MAX_PERSON = 200
 MAX_HOPS = 8
+# Links followed by readers of committed links ($everything, the access policy): a batch star is
+# two hops from member to member; a steward's pairwise links can chain a little further.
+PERSON_HOPS = 4
 
 
 def link_targets(patient: dict[str, Any]) -> list[str]:
@@ -96,7 +99,7 @@ def _linking_to(session: Session, ids: list[str]) -> set[str]:
     return {res_id for (res_id,) in rows}
 
 
-def linked_ids(session: Session, ids: Iterable[str], *, hops: int = 2) -> set[str]:
+def linked_ids(session: Session, ids: Iterable[str], *, hops: int = PERSON_HOPS) -> set[str]:
     """Patients joined to ``ids`` by committed ``Patient.link`` (either side, ``hops`` deep),
     from the reference index; ``ids`` themselves are not included unless linked back."""
     seen = set(ids)
