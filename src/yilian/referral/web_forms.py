@@ -4,6 +4,7 @@ reads and writes as the signed-in user); the logic is the API's (``contracts``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -17,13 +18,55 @@ from yilian.fhir import systems
 from yilian.fhir.errors import FhirError
 from yilian.fhir.service import FhirService
 from yilian.referral import contracts, service
-from yilian.referral.service import DischargeInput
+from yilian.referral.service import Acting, DischargeInput
 from yilian.referral.web import ReferralTranslator, _acting, _diagnostics, _now, render
 from yilian.web import csrf
 from yilian.web.reads import as_user, resources_of
 from yilian.web.routes import error_page, form_fields, language_of, to_login
 
 router = APIRouter(include_in_schema=False)
+Allowed = Callable[[Principal], bool]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A signed-in user the page allows, acting for his organization; for a form, its fields."""
+
+    principal: Principal
+    acting: Acting
+    fields: dict[str, str]
+
+
+def let_in(request: Request, allowed: Allowed) -> Gate | Response:
+    """The sign-in redirect or the 403 page, or who may use this page."""
+    principal = optional_principal(request)
+    if principal is None:
+        return to_login(request)
+    acting = _acting(principal)
+    if acting is None or not allowed(principal):
+        t = ReferralTranslator(language_of(request))
+        return error_page(request, principal, 403, t("denied.title"))
+    return Gate(principal, acting, dict(request.query_params))
+
+
+async def let_post(request: Request, allowed: Allowed, *names: str) -> Gate | Response:
+    """``let_in`` for a form: also its fields, and 403 when its CSRF token does not match."""
+    gate = let_in(request, allowed)
+    if not isinstance(gate, Gate):
+        return gate
+    fields = await form_fields(request, *names, csrf.CSRF_FIELD)
+    if not csrf.token_matches(request, fields[csrf.CSRF_FIELD]):
+        t = ReferralTranslator(language_of(request))
+        return error_page(request, gate.principal, 403, t("error.csrf"))
+    return Gate(gate.principal, gate.acting, fields)
+
+
+def _doctor(principal: Principal) -> bool:
+    return principal.role is Role.FAMILY_DOCTOR and bool(principal.practitioner_id)
+
+
+def _desk(principal: Principal) -> bool:
+    return principal.role is Role.SPECIALIST
 
 
 @dataclass(frozen=True)
@@ -77,29 +120,20 @@ def _contract_page(request: Request, principal: Principal, values: dict[str, str
 
 @router.get("/referral/contract", response_class=HTMLResponse)
 def contract_form(request: Request) -> Response:
-    principal = optional_principal(request)
-    if principal is None:
-        return to_login(request)
-    if principal.role is not Role.FAMILY_DOCTOR or _acting(principal) is None:
-        t = ReferralTranslator(language_of(request))
-        return error_page(request, principal, 403, t("denied.title"))
-    return _contract_page(request, principal, dict(request.query_params))
+    gate = let_in(request, _doctor)
+    if not isinstance(gate, Gate):
+        return gate
+    return _contract_page(request, gate.principal, gate.fields)
 
 
 @router.post("/referral/contract", response_class=HTMLResponse)
 async def sign_contract(request: Request) -> Response:
-    principal = optional_principal(request)
-    if principal is None:
-        return to_login(request)
-    values = await form_fields(request, *CONTRACT_FIELDS, csrf.CSRF_FIELD)
-    t = ReferralTranslator(language_of(request))
-    if not csrf.token_matches(request, values[csrf.CSRF_FIELD]):
-        return error_page(request, principal, 403, t("error.csrf"))
-    acting = _acting(principal)
-    if principal.role is not Role.FAMILY_DOCTOR or acting is None or not acting.practitioner:
-        return error_page(request, principal, 403, t("denied.title"))
+    gate = await let_post(request, _doctor, *CONTRACT_FIELDS)
+    if not isinstance(gate, Gate):
+        return gate
+    principal, acting, values = gate.principal, gate.acting, gate.fields
     signing = contracts.SignRequest(
-        values["patient"].strip(), acting.practitioner, acting.organization,
+        values["patient"].strip(), str(acting.practitioner), acting.organization,
         values["district_hospital"], values["municipal_hospital"], _now().date(),
     )  # fmt: skip
     try:
@@ -131,33 +165,21 @@ def _down_page(request: Request, principal: Principal, values: dict[str, str], *
                  fields, error=error, status=status)  # fmt: skip
 
 
-def _desk(principal: Principal) -> bool:
-    return principal.role is Role.SPECIALIST and _acting(principal) is not None
-
-
 @router.get("/referral/down", response_class=HTMLResponse)
 def down_form(request: Request) -> Response:
-    principal = optional_principal(request)
-    if principal is None:
-        return to_login(request)
-    if not _desk(principal):
-        t = ReferralTranslator(language_of(request))
-        return error_page(request, principal, 403, t("denied.title"))
-    return _down_page(request, principal, dict(request.query_params))
+    gate = let_in(request, _desk)
+    if not isinstance(gate, Gate):
+        return gate
+    return _down_page(request, gate.principal, gate.fields)
 
 
 @router.post("/referral/down", response_class=HTMLResponse)
 async def refer_down(request: Request) -> Response:
-    principal = optional_principal(request)
-    if principal is None:
-        return to_login(request)
-    values = await form_fields(request, *DOWN_FIELDS, csrf.CSRF_FIELD)
+    gate = await let_post(request, _desk, *DOWN_FIELDS)
+    if not isinstance(gate, Gate):
+        return gate
+    principal, acting, values = gate.principal, gate.acting, gate.fields
     t = ReferralTranslator(language_of(request))
-    if not csrf.token_matches(request, values[csrf.CSRF_FIELD]):
-        return error_page(request, principal, 403, t("error.csrf"))
-    acting = _acting(principal)
-    if not _desk(principal) or acting is None:
-        return error_page(request, principal, 403, t("denied.title"))
     data = DischargeInput(values["patient"].strip(), values["summary"], values["follow_up_plan"],
                           values["reason"].strip())  # fmt: skip
     if not data.reason:

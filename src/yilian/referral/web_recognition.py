@@ -12,14 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from yilian.auth import Principal
-from yilian.auth.deps import optional_principal
 from yilian.fhir.errors import FhirError
 from yilian.referral import recognition
 from yilian.referral.policy import recognition_items
-from yilian.referral.web import ReferralTranslator, _acting, _diagnostics, _local, _now, render
-from yilian.web import csrf
+from yilian.referral.web import ReferralTranslator, _diagnostics, _local, _now, render
+from yilian.referral.web_forms import Gate, let_in, let_post
 from yilian.web.reads import as_user
-from yilian.web.routes import error_page, form_fields, language_of, to_login
+from yilian.web.routes import language_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,40 +38,29 @@ def _page(request: Request, principal: Principal, status: int = 200, **context: 
     return render(request, "referral_order.html", values, principal, status=status)
 
 
-def _clinician(request: Request) -> tuple[Principal | None, Response | None]:
-    principal = optional_principal(request)
-    if principal is None:
-        return None, to_login(request)
-    if not principal.is_clinician or _acting(principal) is None:
-        t = ReferralTranslator(language_of(request))
-        return None, error_page(request, principal, 403, t("denied.title"))
-    return principal, None
+def _clinician(principal: Principal) -> bool:
+    return principal.is_clinician
 
 
 @router.get("/referral/orders", response_class=HTMLResponse)
 def order_form(request: Request) -> Response:
-    principal, refused = _clinician(request)
-    if principal is None:
-        return refused or to_login(request)
-    return _page(request, principal, patient=request.query_params.get("patient"))
+    gate = let_in(request, _clinician)
+    if not isinstance(gate, Gate):
+        return gate
+    return _page(request, gate.principal, patient=gate.fields.get("patient"))
 
 
 @router.post("/referral/orders", response_class=HTMLResponse)
 async def place_order(request: Request) -> Response:
-    principal, refused = _clinician(request)
-    if principal is None:
-        return refused or to_login(request)
-    fields = await form_fields(request, "patient", "item", csrf.CSRF_FIELD)
-    t = ReferralTranslator(language_of(request))
-    if not csrf.token_matches(request, fields[csrf.CSRF_FIELD]):
-        return error_page(request, principal, 403, t("error.csrf"))
-    acting = _acting(principal)
+    gate = await let_post(request, _clinician, "patient", "item")
+    if not isinstance(gate, Gate):
+        return gate
+    fields, principal = gate.fields, gate.principal
     system, _, code = fields["item"].rpartition("|")
     patient = fields["patient"].strip()
     try:
-        assert acting is not None  # _clinician checked it
         with as_user(request, principal) as svc:
-            made, offers = recognition.order(svc, acting, patient, system, code, _now())
+            made, offers = recognition.order(svc, gate.acting, patient, system, code, _now())
     except FhirError as exc:
         return _page(request, principal, exc.status, error=_diagnostics(exc), patient=patient,
                      item=fields["item"])  # fmt: skip
@@ -83,22 +71,18 @@ async def place_order(request: Request) -> Response:
 
 @router.post("/referral/orders/{request_id}/decision", response_class=HTMLResponse)
 async def decide(request: Request, request_id: str) -> Response:
-    principal, refused = _clinician(request)
-    if principal is None:
-        return refused or to_login(request)
-    fields = await form_fields(request, "decision", "prior", "reason", csrf.CSRF_FIELD)
-    t = ReferralTranslator(language_of(request))
-    if not csrf.token_matches(request, fields[csrf.CSRF_FIELD]):
-        return error_page(request, principal, 403, t("error.csrf"))
-    acting = _acting(principal)
+    gate = await let_post(request, _clinician, "decision", "prior", "reason")
+    if not isinstance(gate, Gate):
+        return gate
+    fields, principal = gate.fields, gate.principal
     recognise = fields["decision"] == "recognise"
     try:
-        assert acting is not None
         with as_user(request, principal) as svc:
-            recognition.decide(svc, acting, request_id, recognise=recognise,
+            recognition.decide(svc, gate.acting, request_id, recognise=recognise,
                                prior=fields["prior"] or None,
                                reason=fields["reason"].strip() or None, now=_now())  # fmt: skip
     except FhirError as exc:
         return _page(request, principal, exc.status, error=_diagnostics(exc))
+    t = ReferralTranslator(language_of(request))
     done = t("ref.recognised_done") if recognise else t("ref.declined_done")
     return _page(request, principal, message=done)
