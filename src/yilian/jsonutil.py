@@ -28,7 +28,7 @@ def _parse_int(text: str) -> int | float:
 
 def dumps_text(document: Any) -> str:
     """``dumps`` as text: the database's JSON serializer (every stored resource, every audit
-    entry; the standard library took ~4x as long, a 580-entity AuditEvent ~10 ms)."""
+    entry: the standard library took ~2.6x as long on 518 stored resources)."""
     return dumps(document).decode("utf-8")
 
 
