@@ -1,0 +1,133 @@
+"""The steward works the review queue in a real browser (Playwright + Debian's chromium).
+
+Set-up as scripts/demo on a tiny district: ``yilian synth --duplicates``, ``load``, ``users demo``,
+``mpi dedupe``, the sure links loaded, ``mpi review import``, then ``yilian serve``. The steward
+signs in, opens the most likely pair, keeps it apart, undoes that, links it, and the store shows
+the links; at phone width the comparison page does not scroll sideways.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.web.test_browser import (
+    CHROMIUM,
+    YILIAN,
+    _free_port,
+    _no_sideways_scroll,
+    _run,
+    _sign_in,
+    chromium,
+)
+from yilian.db import make_engine, session_factory
+from yilian.fhir.store import ResourceStore
+from yilian.mpi.review import list_items
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup)"),
+]
+__all__ = ["chromium"]  # the module's fixture, shared
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("steward")
+    district, data, mpi = root / "district", root / "data", root / "mpi"
+    env = {**os.environ, "YILIAN_DATA_DIR": str(data), "YILIAN_ADMIN_PASSWORD": "admin-pass-1"}
+    env.pop("YILIAN_DATABASE_URL", None)
+    _run(["synth", "--scale", "0.0003", "--out", str(district), "--end-date", "today",
+          "--duplicates", "0.3"], env)  # fmt: skip
+    for args in (["load", str(district)], ["users", "demo", str(district)],
+                 ["mpi", "dedupe", str(district), "--out", str(mpi)],
+                 ["load", str(mpi / "Patient.ndjson")],
+                 ["mpi", "review", "import", str(mpi / "mpi-review.csv")]):  # fmt: skip
+        _run(args, env)
+    port = _free_port()
+    process = subprocess.Popen(
+        [YILIAN, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, "yilian serve exited"
+            time.sleep(0.25)
+        yield url, data / "yilian.sqlite"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _links(database: Path, patient: str) -> list[tuple[str, str]]:
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with session_factory(engine)() as session:
+            content = ResourceStore(session).read("Patient", patient, audit=False)
+            return [(k["other"]["reference"], k["type"]) for k in content.get("link", [])]
+    finally:
+        engine.dispose()
+
+
+def _open_items(database: Path) -> list[Any]:
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with session_factory(engine)() as session:
+            return list_items(session)
+    finally:
+        engine.dispose()
+
+
+def _decide(page: Any, button: str, status: str) -> None:
+    page.click(button)
+    page.wait_for_selector("#message")
+    assert page.inner_text("#item-status") == status
+
+
+def test_steward_keeps_apart_undoes_and_links_a_pair(
+    chromium: Any, server: tuple[str, Path]
+) -> None:
+    url, database = server
+    items = _open_items(database)
+    assert items, "the demo district put no pair in the review queue"
+    top = items[0]
+    before = _links(database, top.patient_a)
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}, base_url=url).new_page()
+    _sign_in(page, "steward")
+    assert page.inner_text("#fig-open") == str(len(items))
+    page.click(f"#item-{top.id}")
+    page.wait_for_selector("#comparison")
+    verdicts = page.eval_on_selector_all(".compare-row", "rows => rows.map(r => r.dataset.verdict)")
+    assert "info" in verdicts and {"agree", "disagree"} & set(verdicts)
+    _decide(page, "#action-not-link", "非同一人")
+    _decide(page, "#action-undo", "待复核")
+    _decide(page, "#action-link", "已关联")
+    assert (f"Patient/{top.patient_b}", "seealso") in _links(database, top.patient_a)
+    _decide(page, "#action-undo", "待复核")
+    assert _links(database, top.patient_a) == before
+    page.context.close()
+
+
+def test_comparison_fits_a_phone(chromium: Any, server: tuple[str, Path]) -> None:
+    url, database = server
+    item = _open_items(database)[0]
+    page = chromium.new_context(viewport={"width": 360, "height": 740}, base_url=url).new_page()
+    _sign_in(page, "steward")
+    _no_sideways_scroll(page)
+    page.goto(f"/mpi/review/{item.id}")
+    page.wait_for_selector("#comparison")
+    _no_sideways_scroll(page)
+    page.context.close()
