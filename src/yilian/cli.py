@@ -56,6 +56,7 @@ def _mount() -> None:
     from yilian.audit.cli import app as audit_app
     from yilian.auth.cli import app as users_app
     from yilian.fhir.bulk.cli import export, load
+    from yilian.fhir.integrity import app as store_app
     from yilian.mpi.cli import app as mpi_app
     from yilian.synth.cli import synth
 
@@ -63,6 +64,7 @@ def _mount() -> None:
     app.command(help="Export resources as NDJSON (FHIR Bulk Data layout).")(export)
     app.command(help="Generate a synthetic Changning district as FHIR NDJSON.")(synth)
     app.add_typer(audit_app, name="audit", help="Check and read the hash-chained audit log.")
+    app.add_typer(store_app, name="store", help="Check the search index for orphan rows.")
     app.add_typer(users_app, name="users", help="Users, roles and bearer tokens.")
     app.add_typer(views_app, name="views", help="SQL-on-FHIR v2 views on DuckDB or Spark.")
     app.command("sql", help="Run SQL over the materialised views.")(sql)

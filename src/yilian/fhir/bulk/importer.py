@@ -13,6 +13,7 @@ loaded as one resource.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from yilian.db import unit_of_work
+from yilian.fhir.bulk.direct import ChunkOutcome, ChunkTask, load_chunk, record_progress
 from yilian.fhir.bulk.loader import BatchResult, BatchWriter
 from yilian.fhir.bulk.models import BulkFileRow
 from yilian.fhir.bulk.prepare import PreparedChunk, describe, prepare_chunk
@@ -36,6 +38,7 @@ from yilian.fhir.bulk.sources import (
     ndjson_chunks,
     read_document,
 )
+from yilian.fhir.bulk.turns import Turns, install
 from yilian.fhir.bundle import BundleProcessor
 from yilian.fhir.errors import FhirError, invalid
 from yilian.fhir.runtime import RequestContext, Runtime
@@ -96,17 +99,25 @@ class _Inline(Executor):
         return future
 
 
-def worker_pool(workers: int) -> Executor:
+def worker_pool(workers: int, turns: Turns | None = None) -> Executor:
     """Worker processes started by a fork server that has already imported the validator.
 
     ``forkserver`` rather than ``fork``: the API runs loads in a background thread, and forking a
     multi-threaded process is unsafe (https://docs.python.org/3/library/multiprocessing.html#contexts-and-start-methods).
+    ``turns``: the commit order of workers that write their own chunks (``direct.py``).
     """
     if workers <= 0:
         return _Inline()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["yilian.fhir.bulk.prepare"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    context = _CONTEXT
+    context.set_forkserver_preload(["yilian.fhir.bulk.prepare", "yilian.fhir.bulk.direct"])
+    if turns is None:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=install, initargs=(turns,)
+    )
+
+
+_CONTEXT = multiprocessing.get_context("forkserver")
 
 
 @dataclass
@@ -155,12 +166,17 @@ class Loader:
         self.job_id = job_id
         self.report = LoadReport()
         self._disk_before = 0  # bytes of files finished before the current one
+        # PostgreSQL: chunks are written by whoever prepares them, in the input's commit order
+        # (direct.py); SQLite (one writer at a time anyway): prepared by workers, written here.
+        direct = runtime.engine.dialect.name == "postgresql"
+        self._turns = Turns(_CONTEXT) if direct else None
+        self._seq = 0  # number of the next chunk handed out
 
     def load(self, paths: list[Path]) -> LoadReport:
         files = find_inputs(paths)
         self.report.files = len(files)
         self.report.bytes_total = sum(p.stat().st_size for p in files)
-        with worker_pool(self.options.workers) as pool:
+        with worker_pool(self.options.workers, self._turns) as pool:
             for path in files:
                 self._load_file(pool, path)
                 self._disk_before += path.stat().st_size
@@ -233,54 +249,85 @@ class Loader:
     # ------------------------------------------------------------- NDJSON
 
     def _pipeline(self, pool: Executor, state: _File, chunks: Iterator[Chunk]) -> None:
-        """Keep the workers busy while writing ready chunks in order (bounded look-ahead)."""
-        depth = max(2, 2 * self.options.workers)
-        expected = self.options.expected_types.get(state.path)
-        copy_text = self.runtime.engine.dialect.name == "postgresql"  # see BatchWriter
-        pending: deque[tuple[Chunk, Future[PreparedChunk]]] = deque()
+        """Keep the workers busy while collecting ready chunks in order (bounded look-ahead)."""
+        workers = self.options.workers
+        depth = 2 * workers if workers > 0 else 0  # inline, a chunk is done when submitted
+        pending: deque[tuple[Chunk, Future[Any]]] = deque()
         try:
             for chunk in chunks:
-                future = pool.submit(
-                    prepare_chunk, chunk.lines, self.options.validate, expected, copy_text
-                )
-                pending.append((chunk, future))
+                pending.append((chunk, self._submit(pool, state, chunk)))
                 if len(pending) > depth:
-                    self._commit(state, *pending.popleft())
+                    self._collect(state, *pending.popleft())
             while pending:
-                self._commit(state, *pending.popleft())
+                self._collect(state, *pending.popleft())
         finally:
+            if pending and self._turns is not None:
+                self._turns.abort()  # chunks in flight roll back; cancelled ones never run
             for _chunk, future in pending:
                 future.cancel()
 
-    def _commit(self, state: _File, chunk: Chunk, future: Future[PreparedChunk]) -> None:
+    def _submit(self, pool: Executor, state: _File, chunk: Chunk) -> Future[Any]:
+        expected = self.options.expected_types.get(state.path)
+        if self._turns is None:
+            return pool.submit(prepare_chunk, chunk.lines, self.options.validate, expected)
+        task = ChunkTask(
+            seq=self._seq,
+            database_url=self.runtime.engine.url.render_as_string(hide_password=False),
+            lines=chunk.lines,
+            validate=self.options.validate,
+            expected_type=expected,
+            strict=self.options.strict,
+            ctx=dataclasses.replace(self.ctx, guard=None),
+            source=f"load {state.path}:{chunk.line}",
+            file_pk=state.pk,
+            offset=chunk.offset,
+            line=chunk.line,
+            job_id=self.job_id,
+        )
+        self._seq += 1
+        if self.options.workers <= 0:
+            return pool.submit(load_chunk, task, self._turns, self.runtime.sessions)
+        return pool.submit(load_chunk, task)
+
+    def _collect(self, state: _File, chunk: Chunk, future: Future[Any]) -> None:
         if self.cancelled():
             raise LoadAborted("the load was cancelled")
-        prepared = future.result()
-        errors = [LoadError(state.display, r.line, r.message) for r in prepared.rejected]
+        done = future.result()
+        rejected = done.rejected
+        errors = [LoadError(state.display, r.line, r.message) for r in rejected]
         if errors and self.options.strict:
             self.report.errors.append(errors[0])
             self.report.rejected += 1
             raise LoadAborted(f"--strict: {errors[0]}")
-        source = f"load {state.path}:{chunk.line}"
-        with unit_of_work(self.runtime.sessions) as session:
-            result = BatchWriter(session, self.ctx, source=source).write(prepared.prepared)
-            session.execute(
-                update(BulkFileRow)
-                .where(BulkFileRow.pk == state.pk)
-                .values(
-                    offset=chunk.offset,
-                    line=chunk.line,
-                    loaded=BulkFileRow.loaded + result.written,
-                    rejected=BulkFileRow.rejected + len(errors),
-                    job_id=self.job_id,
-                    updated=_now(),
-                )
-            )
+        if isinstance(done, ChunkOutcome):
+            if not done.written:
+                raise LoadAborted("the load was stopped before this chunk committed")
+            result = done.result
+        else:
+            result = self._write(state, chunk, done, len(errors))
         self._count(result, errors)
         self.report.bytes_done = self._disk_before + chunk.disk_position
         self._progress()
         if self.on_batch is not None:
             self.on_batch(state.path, chunk.line)
+
+    def _write(
+        self, state: _File, chunk: Chunk, prepared: PreparedChunk, rejected: int
+    ) -> BatchResult:
+        """A chunk prepared by a worker, written by this process (SQLite)."""
+        source = f"load {state.path}:{chunk.line}"
+        with unit_of_work(self.runtime.sessions) as session:
+            result = BatchWriter(session, self.ctx, source=source).write(prepared.prepared)
+            record_progress(
+                session,
+                state.pk,
+                offset=chunk.offset,
+                line=chunk.line,
+                written=result.written,
+                rejected=rejected,
+                job_id=self.job_id,
+            )
+        return result
 
     def _count(self, result: BatchResult, errors: list[LoadError]) -> None:
         self.report.loaded += result.written

@@ -47,6 +47,7 @@ class BatchResult:
     written: int = 0
     updated: int = 0  # of which an existing id got a new version
     by_type: Counter[str] = field(default_factory=Counter)
+    refs: list[str] = field(default_factory=list)  # Type/id/_history/n of each written item
 
 
 class Sink(Protocol):
@@ -166,6 +167,12 @@ class BatchWriter:
         self.sink = sink_for(session)
 
     def write(self, items: Sequence[Prepared]) -> BatchResult:
+        result = self.write_rows(items)
+        self.write_audit(result, items)
+        return result
+
+    def write_rows(self, items: Sequence[Prepared]) -> BatchResult:
+        """Resource, history and index rows of the batch; no audit entry yet."""
         result = BatchResult()
         if not items:
             return result
@@ -177,7 +184,7 @@ class BatchWriter:
         versions = {k: existing[k][1] if k in existing else 0 for k in keys}
         final: dict[Key, tuple[Prepared, int, str]] = {}
         earlier: list[tuple[Any, ...]] = []  # history rows of ids written twice in the batch
-        refs: list[str] = []
+        refs = result.refs
         for item in items:
             key = (item.res_type, item.res_id)
             versions[key] += 1
@@ -189,7 +196,6 @@ class BatchWriter:
             refs.append(f"{item.res_type}/{item.res_id}/_history/{version}")
             result.by_type[item.res_type] += 1
         self._write_rows(final, earlier, pks, existing)
-        self._audit(refs, items)
         result.written = len(items)
         result.updated = sum(1 for p in items if (p.res_type, p.res_id) in existing)
         return result
@@ -320,15 +326,18 @@ class BatchWriter:
             table = INDEX_TABLES[kind].__tablename__
             self.sink.copy_text(table, ("resource_pk", *index_columns(kind)), "".join(parts))
 
-    def _audit(self, refs: list[str], items: Sequence[Prepared]) -> None:
+    def write_audit(self, result: BatchResult, items: Sequence[Prepared]) -> None:
         """One entry for the whole batch, through the same buffer as every store write.
 
         Its AuditEvent projection (one ``entity`` per resource of the batch) is written by this
         writer too, so on PostgreSQL its index rows go in by COPY like the batch's own.
         """
+        if not items:
+            return
         patients = tuple(dict.fromkeys(p for item in items for p in item.patients))
         buffer = AuditBuffer(self.ctx.as_actor())
-        buffer.record(self.session, Access("import", tuple(refs), patients, query=self.source))
+        access = Access("import", tuple(result.refs), patients, query=self.source)
+        buffer.record(self.session, access)
         buffer.flush(self.session, project=self._project)
 
     def _project(self, events: list[dict[str, Any]]) -> None:
