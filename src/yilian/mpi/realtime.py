@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, or_, select, union_all
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 # arch: store-access — the patient index reads Patients to match them (server logic, not a
@@ -67,8 +67,9 @@ class MatchResult:
     candidates: list[Candidate] = field(default_factory=list)
 
 
-def candidate_ids(session: Session, keys: list[int], exclude: str) -> list[str]:
-    """Patients sharing a blocking key, over keys held by at most ``MAX_BLOCK`` Patients."""
+def candidates(session: Session, keys: list[int], exclude: str) -> list[dict[str, Any]]:
+    """Live Patients sharing a blocking key, over keys held by at most ``MAX_BLOCK`` Patients:
+    one statement (a round trip costs more than the look-ups on a busy server)."""
     if not keys:
         return []
     parts = [
@@ -78,22 +79,17 @@ def candidate_ids(session: Session, keys: list[int], exclude: str) -> list[str]:
         .subquery()
         for key in keys
     ]
-    rows = session.execute(union_all(*[select(p.c.key, p.c.patient_id) for p in parts])).all()
-    per_key: dict[int, list[str]] = {}
-    for key, pid in rows:
-        per_key.setdefault(key, []).append(pid)
-    found = {pid for pids in per_key.values() if len(pids) <= MAX_BLOCK for pid in pids}
-    found.discard(exclude)
-    return sorted(found)
-
-
-def _live_patients(session: Session, ids: list[str]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
+    shared = union_all(*[select(p.c.key, p.c.patient_id) for p in parts]).cte("shared")
+    common = (
+        select(shared.c.key).group_by(shared.c.key).having(func.count() > MAX_BLOCK).cte("common")
+    )
+    wanted = select(shared.c.patient_id).where(
+        shared.c.key.not_in(select(common.c.key)), shared.c.patient_id != exclude
+    )
     rows = session.execute(
         select(ResourceRow.content).where(
             ResourceRow.res_type == "Patient",
-            ResourceRow.res_id.in_(ids),
+            ResourceRow.res_id.in_(wanted),
             ResourceRow.deleted.is_(False),
         )
     )
@@ -116,10 +112,10 @@ def match_patient(session: Session, patient: dict[str, Any], model: StoredModel)
     records = patient_records([patient])
     keys = record_keys(records, 0, model.spec.blocking)
     result = MatchResult(pid, keys)
-    candidates = _live_patients(session, candidate_ids(session, keys, pid))
-    if not candidates:
+    found = candidates(session, keys, pid)
+    if not found:
         return result
-    records = patient_records([patient, *candidates])
+    records = patient_records([patient, *found])
     j = np.arange(1, len(records), dtype=np.int64)
     i = np.zeros(len(j), dtype=np.int64)
     scored = model.matcher.score(records, i, j, term_frequencies=model.term_frequencies)
