@@ -226,9 +226,10 @@ def show(
         f"{name}: {loaded} loaded, {rejected} rejected, {seconds:.1f} s wall, "
         f"{loaded / seconds:,.0f} resources/s wall"
     )
-    # Bounds on otherwise idle cores: all the CPU shared by the cores, and each serial stage
-    # (the main process writes batch after batch on one database connection) on one core.
-    serial = max(cpu["main"], cpu["postgres"])
+    # Bounds on otherwise idle cores: all the CPU shared by the cores, and the serial stage on
+    # one core — the main process (on SQLite it writes every batch; on PostgreSQL each worker
+    # writes its own chunks over its own connection, so the server's work is spread too).
+    serial = max(cpu["main"], 1e-9)
     bound = min(loaded / (total / cores), loaded / serial)
     limit = "the CPU on all cores" if bound == loaded / (total / cores) else "one serial stage"
     print(
