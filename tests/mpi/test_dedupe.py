@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.mpi.districts import write_patients
 from yilian.cli import app
 from yilian.mpi.dedupe import clusters, read_patients, run_dedupe
 from yilian.mpi.febrl import DataError
-from yilian.synth.duplicates import DuplicateMaker, hospitals
-from yilian.synth.generator import DistrictGenerator, SynthConfig
-from yilian.synth.writer import NdjsonWriter
-
-END = dt.date(2026, 10, 31)
 
 
 @given(
@@ -53,15 +48,7 @@ def test_clusters_are_connected_components(case: tuple[int, list[tuple[int, int]
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dedupe-src")
-    config = SynthConfig(scale=0.003, years=1, seed=3, end_date=END, visit_multiplier=0)
-    generator = DistrictGenerator(config)
-    maker = DuplicateMaker(0.3, 3, hospitals(generator.network), END)
-    with NdjsonWriter(out) as writer:
-        writer.write_all(
-            r for r in maker.process(generator.resources()) if r["resourceType"] == "Patient"
-        )
-    return out
+    return write_patients(tmp_path_factory.mktemp("dedupe-src"), scale=0.003, seed=3)
 
 
 def test_dedupe_links_members_to_a_golden_record(source: Path, tmp_path: Path) -> None:

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.mpi.districts import write_patients
 from yilian.cli import app
 from yilian.fhir import systems
 from yilian.mpi.chinese import chinese_spec
 from yilian.mpi.district import district_quality, load_district, patient_row
 from yilian.mpi.febrl import DataError
 from yilian.mpi.model import Matcher
-from yilian.synth.duplicates import DuplicateMaker, hospitals
-from yilian.synth.generator import DistrictGenerator, SynthConfig
-from yilian.synth.writer import NdjsonWriter
-
-END = dt.date(2026, 10, 31)
 
 
 @pytest.fixture(scope="module")
 def district_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dups")
-    config = SynthConfig(scale=0.004, years=1, seed=11, end_date=END, visit_multiplier=0)
-    generator = DistrictGenerator(config)
-    maker = DuplicateMaker(0.3, 11, hospitals(generator.network), END)
-    with NdjsonWriter(out) as writer:
-        writer.write_all(
-            r for r in maker.process(generator.resources()) if r["resourceType"] == "Patient"
-        )
-    maker.write_truth(out)
-    return out
+    return write_patients(tmp_path_factory.mktemp("dups"), scale=0.004, seed=11)
 
 
 def test_links_duplicates_and_not_family(district_dir: Path) -> None:

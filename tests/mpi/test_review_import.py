@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -10,28 +9,18 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
+from tests.mpi.districts import write_patients
 from yilian.fhir.runtime import RequestContext, Runtime
 from yilian.mpi.dedupe import run_dedupe
 from yilian.mpi.review import count_items, list_items
 from yilian.mpi.review.importer import ReviewImportError, import_review_csv
-from yilian.synth.duplicates import DuplicateMaker, hospitals
-from yilian.synth.generator import DistrictGenerator, SynthConfig
-from yilian.synth.writer import NdjsonWriter
 
-END = dt.date(2026, 10, 31)
 CTX = RequestContext.system("system/test")
 
 
 @pytest.fixture(scope="module")
 def dedupe_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("review-src")
-    config = SynthConfig(scale=0.002, years=1, seed=5, end_date=END, visit_multiplier=0)
-    generator = DistrictGenerator(config)
-    maker = DuplicateMaker(0.4, 5, hospitals(generator.network), END)
-    with NdjsonWriter(source) as writer:
-        writer.write_all(
-            r for r in maker.process(generator.resources()) if r["resourceType"] == "Patient"
-        )
+    source = write_patients(tmp_path_factory.mktemp("review-src"), scale=0.002, seed=5, rate=0.4)
     out = tmp_path_factory.mktemp("review-out")
     report = run_dedupe(source, out)
     assert report.review_pairs > 0
