@@ -1,9 +1,11 @@
 """Bulk loading of files: walk the inputs, prepare chunks in worker processes, write batches.
 
-Pipeline: the main process reads a chunk of lines, hands it to a worker (parse, validate, stamp,
-extract index rows — ``prepare.py``) and meanwhile writes the chunks that are ready, each in one
-transaction together with the file's new position in ``bulk_file``. So a crash loses at most the
-batches in flight, and re-running the same load continues after the last committed batch.
+Pipeline: the main process reads a chunk of lines and hands it to a worker (parse, validate,
+stamp, extract index rows — ``prepare.py``). Each chunk is written in one transaction together
+with the file's new position in ``bulk_file``, in the order of the input: on PostgreSQL by the
+worker itself over its own connection (``direct.py``), on SQLite by the main process. So a crash
+loses at most the chunks in flight, and re-running the same load continues after the last
+committed chunk.
 
 Bundles in ``.json`` files: ``transaction``/``batch`` Bundles go through ``BundleProcessor``
 exactly as ``POST /fhir`` would (one transaction per transaction Bundle); ``collection`` and
