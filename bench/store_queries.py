@@ -446,6 +446,10 @@ class Result:
     query: Query
     timings: list[float]
     entries: list[int]
+    cpu: list[float]  # this process's CPU per request: all of it for SQLite's service layer
+
+    def cpu_p50(self) -> str:
+        return f"{sorted(self.cpu)[len(self.cpu) // 2]:.1f}" if self.layer == "service" else "–"
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.timings)
@@ -457,12 +461,13 @@ def timed(
 ) -> Result:
     for path, params in query.cases[:warmup]:
         call(path, params)
-    timings, entries = [], []
+    timings, entries, cpu = [], [], []
     for path, params in query.cases:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         entries.append(call(path, params))
         timings.append((time.perf_counter() - start) * 1000)
-    return Result(backend, layer, query, timings, entries)
+        cpu.append((time.process_time() - cpu_start) * 1000)
+    return Result(backend, layer, query, timings, entries, cpu)
 
 
 def bench_token(engine: Engine) -> str:
@@ -631,7 +636,16 @@ def main() -> None:
             for query in queries:
                 diagnose(backend, runtime, query, console)
     table = Table(
-        "backend", "layer", "query", "runs", "entries", "p50 ms", "p95 ms", "p99 ms", "target p95"
+        "backend",
+        "layer",
+        "query",
+        "runs",
+        "entries",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "client CPU p50 ms",
+        "target p95",
     )
     for r in results:
         p95 = r.pct(95)
@@ -645,6 +659,7 @@ def main() -> None:
             f"{r.pct(50):.1f}",
             f"{p95:.1f}",
             f"{r.pct(99):.1f}",
+            r.cpu_p50(),
             f"≤ {r.query.target_ms:.0f} {mark}",
         )
     console.print(table)
