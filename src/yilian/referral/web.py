@@ -28,7 +28,6 @@ from yilian.fhir.errors import FhirError
 from yilian.fhir.service import FhirService
 from yilian.referral import resources as rs
 from yilian.referral import service, stats
-from yilian.referral.booking import schedule_organization
 from yilian.referral.queue import CONTRACTED, queue_page
 from yilian.referral.service import Acting, ReferralInput
 from yilian.referral.workflow import TRANSITIONS
@@ -136,23 +135,33 @@ def _hospitals(svc: FhirService) -> list[dict[str, str]]:
     return [{"id": o["id"], "name": str(o.get("name", o["id"]))} for o in found]
 
 
-def _slots(svc: FhirService, target: str) -> list[dict[str, str]]:
+def _slots(svc: FhirService, target: str) -> list[dict[str, Any]]:
+    """The hospital's next free reserved slots, each marked when it is inside its department's
+    urgent window (china-rules.md §8: those are for urgent referrals only)."""
+    schedules = [
+        s for s in resources_of(svc.search("Schedule", [("active", "true"), ("_count", "500")]))
+        if rs.ref_id(rs.extension(s, systems.EXT_SCHEDULE_ORGANIZATION), "Organization") == target
+    ]  # fmt: skip
+    if not schedules:
+        return []
+    now = _now()
     bundle = svc.search(
         "Slot",
-        [("_tag", f"{systems.SLOT_CHANNEL}|{rs.COMMUNITY_REFERRAL}"), ("status", "free"),
-         ("start", f"ge{rs.instant(_now())}"), ("_sort", "start"), ("_count", "300")],
+        [("schedule", ",".join(f"Schedule/{s['id']}" for s in schedules)),
+         ("_tag", f"{systems.SLOT_CHANNEL}|{rs.COMMUNITY_REFERRAL}"), ("status", "free"),
+         ("start", f"ge{rs.instant(now)}"), ("_sort", "start"), ("_count", "120")],
     )  # fmt: skip
-    owners: dict[str, str | None] = {}
+    windows: dict[str, dt.timedelta] = {}
     out = []
     for slot in resources_of(bundle, "Slot"):
         schedule = rs.ref_id(slot.get("schedule"), "Schedule") or ""
-        if schedule not in owners:
-            owners[schedule] = schedule_organization(svc.store, schedule)
-        if owners[schedule] != target:
-            continue
+        if schedule not in windows:
+            windows[schedule] = service.urgent_window(svc, schedule, target)
+        start = rs.parse_instant(slot["start"])
         department = rs.code_of(slot.get("specialty", []), systems.DEPARTMENT) or "—"
-        out.append({"id": slot["id"], "when": _local(slot["start"]), "department": department})
-    return out[:60]
+        out.append({"id": slot["id"], "when": _local(slot["start"]), "department": department,
+                    "urgent_only": bool(start and start - now < windows[schedule])})  # fmt: skip
+    return out
 
 
 @router.get("/referral/new", response_class=HTMLResponse)
