@@ -79,6 +79,7 @@ def test_referral_steps_and_notes_are_communications(
     ]
     assert "血压控制不满意" in got[0][2]
     assert "上海市同仁医院" in got[1][2] and day in got[1][2]  # the clinic's name and the day
+    assert got[3][2].startswith("医院已接受您的转诊。") and day in got[3][2]
     mine = ok(http.get("/fhir/Communication", headers=resident,
                        params={"recipient": "Patient/p-wang"}))  # fmt: skip
     assert len(mine["entry"]) == 2  # the resident reads his where-and-when

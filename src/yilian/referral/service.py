@@ -364,8 +364,10 @@ def _notify_step(
         booked = _appointments(service, referral.request["id"])
     else:
         return
+    heading = "医院已接受您的转诊。" if action == "accept" else "您的转诊预约已改期。"
     for appointment in booked:
-        _instruct(service, acting, referral.task, communication.where_and_when(appointment), now)
+        text = heading + communication.where_and_when(appointment)
+        _instruct(service, acting, referral.task, text, now)
 
 
 def _reschedule(
