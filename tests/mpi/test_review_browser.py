@@ -8,24 +8,20 @@ the links; at phone width the comparison page does not scroll sideways.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.web.test_browser import (
     CHROMIUM,
-    YILIAN,
-    _free_port,
     _no_sideways_scroll,
     _run,
     _sign_in,
     chromium,
+    demo_env,
+    serving,
 )
 from yilian.db import make_engine, session_factory
 from yilian.fhir.store import ResourceStore
@@ -42,8 +38,7 @@ __all__ = ["chromium"]  # the module's fixture, shared
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("steward")
     district, data, mpi = root / "district", root / "data", root / "mpi"
-    env = {**os.environ, "YILIAN_DATA_DIR": str(data), "YILIAN_ADMIN_PASSWORD": "admin-pass-1"}
-    env.pop("YILIAN_DATABASE_URL", None)
+    env = demo_env(data)
     _run(["synth", "--scale", "0.0003", "--out", str(district), "--end-date", "today",
           "--duplicates", "0.3"], env)  # fmt: skip
     for args in (["load", str(district)], ["users", "demo", str(district)],
@@ -51,25 +46,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
                  ["load", str(mpi / "Patient.ndjson")],
                  ["mpi", "review", "import", str(mpi / "mpi-review.csv")]):  # fmt: skip
         _run(args, env)
-    port = _free_port()
-    process = subprocess.Popen(
-        [YILIAN, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "yilian serve exited"
-            time.sleep(0.25)
+    with serving(env) as url:
         yield url, data / "yilian.sqlite"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _links(database: Path, patient: str) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +83,9 @@ class Demo:
         return found
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    root = tmp_path_factory.mktemp("browser")
-    district, data = root / "district", root / "data"
-    env = {**os.environ, "YILIAN_DATA_DIR": str(data), "YILIAN_ADMIN_PASSWORD": "admin-pass-1"}
-    env.pop("YILIAN_DATABASE_URL", None)
-    _run(["synth", "--scale", SCALE, "--out", str(district), "--end-date", "today"], env)
-    _run(["load", str(district)], env)
-    _run(["users", "demo", str(district)], env)
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """``yilian serve`` on a free port with ``env``, until the block ends; yields its URL."""
     port = _free_port()
     server = subprocess.Popen(
         [YILIAN, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -108,12 +103,31 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 pass
             assert server.poll() is None, "yilian serve exited"
             time.sleep(0.25)
-        result = Demo(url, data, district)
-        yield result
-        result.engine.dispose()
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def demo_env(data: Path) -> dict[str, str]:
+    """The environment of the demo's commands: SQLite under ``data``, a known admin password."""
+    env = {**os.environ, "YILIAN_DATA_DIR": str(data), "YILIAN_ADMIN_PASSWORD": "admin-pass-1"}
+    env.pop("YILIAN_DATABASE_URL", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    root = tmp_path_factory.mktemp("browser")
+    district, data = root / "district", root / "data"
+    env = demo_env(data)
+    _run(["synth", "--scale", SCALE, "--out", str(district), "--end-date", "today"], env)
+    _run(["load", str(district)], env)
+    _run(["users", "demo", str(district)], env)
+    with serving(env) as url:
+        result = Demo(url, data, district)
+        yield result
+        result.engine.dispose()
 
 
 @pytest.fixture(scope="module")
