@@ -2,12 +2,14 @@
 
 Builds a fresh PostgreSQL database with a small care network, ``--schedules`` hospital schedules
 of slots over the next working days (20 % reserved for community referrals, from the reservation
-policy) and family-doctor contracts, then serves the app with uvicorn (``--workers`` processes)
-and fires ``--racers`` booking requests at every slot, shuffled, from ``--concurrency`` concurrent
+policy) and family-doctor contracts, then serves the app with ``yilian serve --workers N`` and
+fires ``--racers`` booking requests at every slot, shuffled, from ``--concurrency`` concurrent
 HTTP clients on loopback — as a CHC family doctor (bearer token), so reserved slots are open to
 him. Every slot must be won exactly once: the run checks that the number of 201s equals the
 number of booked slots and of Appointments, that no slot has two Appointments, and that every
-loser got a 409. A bounded run: it ends when every request is answered. Usage:
+loser got a 409. A bounded run: it ends when every request is answered. It reports the CPU
+seconds the run cost the server processes, the PostgreSQL backends and the load generator
+itself (this process, one asyncio thread), so their shares of the 2 cores are known. Usage:
 
     .venv/bin/python bench/referral_booking.py [--schedules 24] [--racers 2] [--concurrency 32]
         [--workers 2]
@@ -27,6 +29,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,6 +47,7 @@ from yilian.synth.facilities import DEPARTMENTS
 
 ADMIN = os.environ.get("YILIAN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PATIENTS = 40
+YILIAN = str(Path(sys.executable).with_name("yilian"))
 
 
 def tier(code: str) -> dict[str, Any]:
@@ -142,6 +146,49 @@ async def fire(port: int, token: str, jobs: list[tuple[str, str]], concurrency: 
     return statuses, latencies, elapsed, dict(winners)
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the uvicorn supervisor's workers), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(c) for c in children]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds so far of each live process (Linux /proc)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL client backends connected to the bench database."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        pids = conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )).scalars().all()  # fmt: skip
+    engine.dispose()
+    return [int(p) for p in pids]
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two samples; a process born in between counts from zero."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def wait_ready(port: int, token: str) -> None:
     for _ in range(600):
         try:
@@ -199,15 +246,22 @@ def main() -> None:
         env = {**os.environ, "YILIAN_DATABASE_URL": url,
                "YILIAN_BASE_URL": f"http://127.0.0.1:{args.port}"}  # fmt: skip
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "yilian.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
-             "--log-level", "warning", "--no-access-log"],
-            env=env,
+            [YILIAN, "serve", "--host", "127.0.0.1", "--port", str(args.port),
+             "--workers", str(args.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_ready(args.port, token)
+        servers, backends = process_tree(server.pid), backend_pids(url)
+        before = cpu_seconds(servers), cpu_seconds(backends), time.process_time()
+        load = Path("/proc/loadavg").read_text().split()[:3]
         statuses, latencies, elapsed, winners = asyncio.run(
             fire(args.port, token, jobs, args.concurrency)
         )
+        backends = sorted(set(backends) | set(backend_pids(url)))
+        server_cpu = used(before[0], cpu_seconds(servers))
+        pg_cpu = used(before[1], cpu_seconds(backends))
+        client_cpu = time.process_time() - before[2]
+        load += Path("/proc/loadavg").read_text().split()[:3]
         appointments, busy, doubles = verify(url)
         latencies.sort()
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
@@ -219,6 +273,15 @@ def main() -> None:
         print(f"statuses: {dict(sorted(statuses.items()))}")
         print(f"latency: median {statistics.median(latencies) * 1000:.1f} ms, "
               f"p95 {p95 * 1000:.1f} ms")  # fmt: skip
+        per = 1000 / len(jobs)
+        print(
+            f"CPU of the run: server {server_cpu:.1f} s ({server_cpu * per:.1f} ms/request), "
+            f"PostgreSQL backends {pg_cpu:.1f} s ({pg_cpu * per:.1f} ms/request), load "
+            f"generator {client_cpu:.1f} s ({client_cpu * per:.1f} ms/request); "
+            f"{(server_cpu + pg_cpu + client_cpu) / elapsed:.2f} of the 2 cores busy with it"
+        )
+        print(f"load average before/after (1, 5, 15 min): {' '.join(load[:3])} / "
+              f"{' '.join(load[3:])}")  # fmt: skip
         print(f"slots won: {len(winners)} of {len(slots)}; max wins per slot "
               f"{max(winners.values(), default=0)}")  # fmt: skip
         print(f"database: {appointments} appointments, {busy} busy slots, "

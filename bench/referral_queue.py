@@ -1,13 +1,14 @@
-"""The hospital referral desk's queue with 10,000 open referrals: latency on PostgreSQL.
+"""The hospital referral desk's queue with 10,000 open referrals: latency on PostgreSQL or SQLite.
 
-Builds a fresh PostgreSQL database holding ``--open`` open up-referrals (ServiceRequest + Task,
-random urgency, 20 % from contracted residents' own family doctors, waiting up to 60 days) to one
-hospital, bulk-loaded with ``yilian load`` and ANALYZEd; then serves the app (uvicorn, one
+Builds a fresh database (``--backend``) holding ``--open`` open up-referrals (ServiceRequest +
+Task, random urgency, 20 % from contracted residents' own family doctors, waiting up to 60 days)
+to one hospital, bulk-loaded with ``yilian load`` and ANALYZEd; then serves the app (uvicorn, one
 process) and times, as the hospital's referral-desk specialist over loopback HTTP, ``--runs``
-requests each of the queue API (``GET /api/referral/queue?limit=50``) and the queue page
-(``GET /referral/queue``, signed in through the form). Prints median and p95. Usage:
+requests each of the queue API (``GET /api/referral/queue?limit=50``, first and a middle page)
+and the queue page (``GET /referral/queue``, 50 a page, signed in through the form). Prints
+median and p95, and the CPU seconds of the server process over the timed requests. Usage:
 
-    .venv/bin/python bench/referral_queue.py [--open 10000] [--runs 40]
+    .venv/bin/python bench/referral_queue.py [--open 10000] [--runs 40] [--backend sqlite]
 """
 
 from __future__ import annotations
@@ -94,17 +95,28 @@ def timed(client: httpx.Client, url: str, runs: int, check: str) -> tuple[float,
     return statistics.median(times) * 1000, times[int(0.95 * (len(times) - 1))] * 1000
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--open", type=int, default=10_000, help="open referrals to the hospital")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     args = parser.parse_args()
     name = f"yilian_bench_queue_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
+    scratch = tempfile.TemporaryDirectory()
+    if args.backend == "postgresql":
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = ADMIN.rsplit("/", 1)[0] + "/" + name
+    else:
+        url = f"sqlite:///{scratch.name}/queue.sqlite"
     server = None
     try:
         engine = make_engine(url)
@@ -125,8 +137,9 @@ def main() -> None:
             print(f"loaded {len(rows):,} resources in {time.perf_counter() - began:.1f} s")
         # Planner statistics, as autovacuum would gather them after a load of this size: without
         # them PostgreSQL picks nested loops over the index tables (seconds per search).
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        with make_engine(url).connect() as conn:
             conn.execute(text("ANALYZE"))
+            conn.commit()
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "yilian.app:create_app", "--factory", "--host",
              "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--no-access-log"],
@@ -143,22 +156,33 @@ def main() -> None:
         first = api.get("/api/referral/queue?limit=50").json()["tasks"]
         ranks = [t["priority"] for t in first]
         print(f"first of the queue: {ranks[:5]} … ({len(first)} shown)")
-        median, p95 = timed(api, "/api/referral/queue?limit=50", args.runs, "tasks")
-        print(f"GET /api/referral/queue?limit=50: median {median:.0f} ms, p95 {p95:.0f} ms")
+        print(f"queue total: {api.get('/api/referral/queue?limit=1').json()['total']:,}")
+        for query in ("limit=50", f"limit=50&offset={args.open // 2}"):
+            cpu = server_cpu(server.pid)
+            median, p95 = timed(api, f"/api/referral/queue?{query}", args.runs, "tasks")
+            used = (server_cpu(server.pid) - cpu) / args.runs * 1000
+            print(f"GET /api/referral/queue?{query}: median {median:.0f} ms, p95 {p95:.0f} ms "
+                  f"(server CPU {used:.0f} ms per request)")  # fmt: skip
         page = httpx.Client(base_url=base, timeout=300, follow_redirects=False)
         token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.get("/login").text)
         assert token_field
         page.post("/login", data={"username": "bench-desk", "password": PASSWORD,
                                   "csrf_token": token_field.group(1), "next": "/"})  # fmt: skip
+        cpu = server_cpu(server.pid)
         median, p95 = timed(page, "/referral/queue", args.runs, 'id="queue"')
-        print(f"GET /referral/queue (page, 100 rows): median {median:.0f} ms, p95 {p95:.0f} ms")
+        used = (server_cpu(server.pid) - cpu) / args.runs * 1000
+        print(f"GET /referral/queue (page, 50 rows): median {median:.0f} ms, p95 {p95:.0f} ms "
+              f"(server CPU {used:.0f} ms per request); load average "
+              f"{Path('/proc/loadavg').read_text().split()[0]}")  # fmt: skip
     finally:
         if server is not None:
             server.terminate()
             server.wait(120)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.backend == "postgresql":
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        scratch.cleanup()
 
 
 if __name__ == "__main__":

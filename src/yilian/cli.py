@@ -16,8 +16,14 @@ app = typer.Typer(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Server processes (PostgreSQL; each has its own connection pool)."
+    ),
 ) -> None:
     """Serve the FHIR API and the web pages. The database is YILIAN_DATABASE_URL or SQLite."""
+    import os
+    import sys
+
     import uvicorn
 
     from yilian.app import create_app
@@ -31,7 +37,18 @@ def serve(
         typer.echo(message, err=True)
     typer.echo(f"yilian on {base_url}  (FHIR: {base_url}/fhir, API docs: {base_url}/docs)")
     typer.echo(f"database: {settings.database_url}")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    if settings.is_sqlite:  # one writer at a time anyway: more processes only queue on the lock
+        raise typer.BadParameter("more than one worker needs PostgreSQL", param_hint="--workers")
+    # Each worker process builds its own app (and engine) from the environment (ADR 0013). As
+    # uvicorn's own command: workers spawned from this console script died at start. No access
+    # log lines: the audit chain records every request.
+    os.environ["YILIAN_BASE_URL"] = base_url
+    command = [sys.executable, "-m", "uvicorn", "yilian.app:create_app", "--factory", "--host",
+               host, "--port", str(port), "--workers", str(workers), "--no-access-log"]  # fmt: skip
+    os.execv(sys.executable, command)
 
 
 @app.command()

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from tests.auth.conftest import Clients
-from yilian.auth import Role
+from yilian.auth import Role, deps
+from yilian.auth.deps import forget_verified_tokens
 from yilian.auth.models import CredentialRow
 from yilian.auth.passwords import PasswordError
 from yilian.auth.scopes import ScopeError, check_scopes_for_role, parse_scope
@@ -99,8 +100,26 @@ def test_expired_tokens_are_refused(clients: Clients, engine: Engine) -> None:
     assert doctor.get("/fhir/Patient/p1").status_code == 200
     with unit_of_work(session_factory(engine)) as session:
         session.execute(update(CredentialRow).values(expires=utc_now() - timedelta(seconds=1)))
+    forget_verified_tokens()  # as TOKEN_CACHE_SECONDS later
     r = doctor.get("/fhir/Patient/p1")
     assert r.status_code == 401 and "[rule: authentication]" in r.json()["issue"][0]["diagnostics"]
+
+
+def test_revoked_tokens_are_refused_within_the_cache_time(
+    clients: Clients, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verified token is remembered for TOKEN_CACHE_SECONDS, never longer (ADR 0013)."""
+    clock = [1000.0]
+    monkeypatch.setattr(deps.time, "monotonic", lambda: clock[0])
+    doctor = clients["doctor"]
+    assert doctor.get("/fhir/Patient/p1").status_code == 200
+    with unit_of_work(session_factory(engine)) as session:
+        session.execute(update(CredentialRow).values(revoked=True))
+    clock[0] += deps.TOKEN_CACHE_SECONDS / 2
+    assert doctor.get("/fhir/Patient/p1").status_code == 200  # still within the cache time
+    clock[0] += deps.TOKEN_CACHE_SECONDS / 2
+    assert doctor.get("/fhir/Patient/p1").status_code == 401
+    assert clients["specialist"].get("/fhir/Patient/p1").status_code == 401  # not cached before
 
 
 def test_a_narrow_scope_narrows_access(clients: Clients, engine: Engine) -> None:
