@@ -68,21 +68,22 @@ def queue_context(session: Session, *, order: str, page: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _steward(request: Request) -> tuple[Principal | None, Response | None]:
+def _steward(request: Request) -> Principal | Response:
+    """The signed-in steward (or admin), else the response that turns the request away."""
     principal = optional_principal(request)
     if principal is None:
-        return None, to_login(request)
+        return to_login(request)
     if principal.role not in STEWARDS:
         t = translator(language_of(request))
-        return principal, error_page(request, principal, 403, t("mpi.denied"))
-    return principal, None
+        return error_page(request, principal, 403, t("mpi.denied"))
+    return principal
 
 
 @router.get("/mpi/review", response_class=HTMLResponse)
 def queue_page(request: Request) -> Response:
-    principal, refused = _steward(request)
-    if refused is not None or principal is None:
-        return refused or to_login(request)
+    principal = _steward(request)
+    if isinstance(principal, Response):
+        return principal
     order = request.query_params.get("order", "probability")
     text = request.query_params.get("page", "1")
     if order not in ORDERS or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
@@ -121,9 +122,9 @@ def _item_page(
 
 @router.get("/mpi/review/{item_id}", response_class=HTMLResponse)
 def item_page(request: Request, item_id: int) -> Response:
-    principal, refused = _steward(request)
-    if refused is not None or principal is None:
-        return refused or to_login(request)
+    principal = _steward(request)
+    if isinstance(principal, Response):
+        return principal
     done = request.query_params.get("done")
     t = translator(language_of(request))
     message = t("mpi.done." + done) if done in (*ACTIONS, "undo") else None
@@ -136,9 +137,9 @@ def _diagnostics(exc: FhirError) -> str:
 
 @router.post("/mpi/review/{item_id}", response_class=HTMLResponse)
 async def decide_page(request: Request, item_id: int) -> Response:
-    principal, refused = _steward(request)
-    if refused is not None or principal is None:
-        return refused or to_login(request)
+    principal = _steward(request)
+    if isinstance(principal, Response):
+        return principal
     fields = await form_fields(request, "action", "survivor", csrf.CSRF_FIELD)
     if not csrf.token_matches(request, fields[csrf.CSRF_FIELD]):
         t = translator(language_of(request))
