@@ -12,10 +12,10 @@ from yilian.fhir.api import install_error_handlers
 from yilian.fhir.api import router as fhir_router
 from yilian.fhir.bulk.api import router as bulk_router
 from yilian.fhir.runtime import Runtime
+from yilian.mpi.realtime import install as install_patient_matching
 from yilian.mpi.review.api import fhir_router as merge_router
 from yilian.mpi.review.api import router as review_api
 from yilian.mpi.review.web import router as review_pages
-from yilian.mpi.realtime import install as install_patient_matching
 from yilian.referral.api import install as install_referral
 from yilian.schema import upgrade_to_head
 from yilian.web.routes import install_web
