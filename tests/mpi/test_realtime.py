@@ -245,3 +245,23 @@ def test_unverified_mode_keeps_a_bad_number_marked_and_never_matches_on_it(
     stranger = person("李国强", birth="1990-07-01", telecom=[], address=[], identifier=bad)
     _, note = write(runtime, stranger)
     assert note.startswith("separate;")
+
+
+def test_the_rest_api_answers_with_the_match_header(engine: Engine) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.fhir.conftest import auth_header, bearer_token
+    from yilian.app import create_app
+
+    app = create_app(engine=engine, base_url="http://testserver", migrate=False)
+    with TestClient(app, headers=auth_header(bearer_token(engine, "registrar"))) as http:
+        first = http.post("/fhir/Patient", json=person("陈秀英"))
+        assert first.status_code == 201
+        assert first.headers["x-patient-match"] == "separate; candidates=0; review=0"
+        second = http.post("/fhir/Patient", json=person("陈秀瑛"))
+        golden = first.json()["id"]
+        assert second.headers["x-patient-match"].startswith(f"linked; golden=Patient/{golden}")
+        assert links(second.json()) == [f"Patient/{golden}"]
+        pid = second.json()["id"]
+        same = http.put(f"/fhir/Patient/{pid}", json={**second.json(), "active": True})
+        assert same.status_code == 200 and "x-patient-match" not in same.headers
