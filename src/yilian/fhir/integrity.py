@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from yilian.config import load_settings
 from yilian.db import make_engine, session_factory, unit_of_work
+
+# arch: store-access — maintenance of the index tables themselves: counts and deletes index
+# rows by key, never reads resource content (no personal data, so nothing to audit).
 from yilian.fhir.models import INDEX_TABLES, IndexTable, ResourceRow
 
 app = typer.Typer(help="Check the FHIR store's search index.", no_args_is_help=True)
