@@ -242,9 +242,11 @@ def install(app: Any) -> None:
     from yilian.referral.web import router as pages
     from yilian.referral.web_forms import router as forms
     from yilian.referral.web_recognition import router as recognition_pages
+    from yilian.referral.web_thread import router as thread_pages
 
     install_hooks(app.state.runtime)
     app.include_router(router)
     app.include_router(pages)
     app.include_router(forms)
     app.include_router(recognition_pages)
+    app.include_router(thread_pages)
