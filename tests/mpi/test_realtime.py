@@ -15,7 +15,13 @@ from yilian.mpi.models import BlockingKeyRow
 from yilian.mpi.review import list_items
 from yilian.mpi.review.models import ReviewRow
 from yilian.mpi.store_cli import rebuild_index
-from yilian.mpi.trained import current_model, save_model, store_records, train_model
+from yilian.mpi.trained import (
+    current_model,
+    forget_models,
+    save_model,
+    store_records,
+    train_model,
+)
 
 CTX = RequestContext.system("system/test-registration")
 VALID_ID = "11010519491231002X"  # GB 11643's worked example (china-rules.md §6)
@@ -192,10 +198,13 @@ def test_train_from_the_store_replaces_the_shipped_model(runtime: Runtime) -> No
         assert current_model(service.session).trained_at is None  # shipped
         model, _ = train_model(store_records(service.session))
         save_model(service.session, model)
-    with runtime.transaction(CTX) as service:
-        trained = current_model(service.session)
-        assert trained.trained_at is not None and trained.records == 6
-        assert trained.term_frequencies["surname:chars"].counts == {"王": 2}
+    try:
+        with runtime.transaction(CTX) as service:
+            trained = current_model(service.session)
+            assert trained.trained_at is not None and trained.records == 6
+            assert trained.term_frequencies["surname:chars"].counts == {"王": 2}
+    finally:
+        forget_models()  # the next test's emptied database has no trained model
 
 
 BAD_CHECK = "110105194912310021"  # the worked example with its check character changed

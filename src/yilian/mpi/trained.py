@@ -12,6 +12,7 @@ frequencies of shared/domain (docs/mpi.md "Real-time matching").
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -89,26 +90,49 @@ def shipped_model() -> StoredModel:
     )
 
 
-# One stored model per process, re-read when another process trains a new one (trained_at).
-_cache: dict[str, StoredModel] = {}
+# The stored model per database, re-read when another process trains a new one (trained_at);
+# the timestamp is looked up at most every RECHECK_SECONDS, not on every Patient write.
+RECHECK_SECONDS = 60.0
+
+
+@dataclass
+class _Cached:
+    model: StoredModel
+    key: str  # the trained_at it was read for ("shipped": none)
+    checked: float  # time.monotonic() of the last look-up
+
+
+_cache: dict[str, _Cached] = {}  # database URL -> model
 
 
 def current_model(session: Session) -> StoredModel:
     """The store's trained model, else the shipped one."""
+    database = str(session.connection().engine.url)
+    now = time.monotonic()
+    cached = _cache.get(database)
+    if cached is not None and now - cached.checked < RECHECK_SECONDS:
+        return cached.model
     spec_name = chinese_spec().name
     stamp = session.scalar(select(ModelRow.trained_at).where(ModelRow.name == spec_name))
     key = stamp.isoformat() if stamp is not None else "shipped"
-    if key not in _cache:
-        _cache.clear()
+    if cached is None or cached.key != key:
         if stamp is None:
-            _cache[key] = shipped_model()
+            model = shipped_model()
         else:
             row = session.get(ModelRow, spec_name)
             assert row is not None
-            _cache[key] = _from_json(
+            model = _from_json(
                 chinese_spec(), row.parameters, row.term_frequencies, row.records, row.trained_at
             )
-    return _cache[key]
+        cached = _Cached(model, key, now)
+        _cache[database] = cached
+    cached.checked = now
+    return cached.model
+
+
+def forget_models() -> None:
+    """Drop the cached models (a database emptied under a running process: tests)."""
+    _cache.clear()
 
 
 def store_records(session: Session, *, batch: int = 5000) -> Records:
@@ -155,4 +179,5 @@ def save_model(session: Session, model: StoredModel) -> datetime:
     row.records = model.records
     row.trained_at = stamp
     session.flush()
+    _cache.pop(str(session.connection().engine.url), None)  # this process sees it at once
     return stamp
