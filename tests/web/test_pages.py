@@ -198,8 +198,8 @@ def test_static_assets_are_served(browser: Browser) -> None:
 
 def test_each_role_is_shown_the_pages_it_may_use(signed_in: Callable[[str], Browser]) -> None:
     expected = {
-        "web-doctor": ["/referral/new", "/referral/mine"],
-        "web-specialist": ["/referral/queue"],
+        "web-doctor": ["/referral/new", "/referral/mine", "/referral/contract", "/referral/orders"],
+        "web-specialist": ["/referral/queue", "/referral/down", "/referral/orders"],
         "web-resident": ["/referral/me"],
         "web-manager": ["/referral/stats"],
         "web-cdc": [],
