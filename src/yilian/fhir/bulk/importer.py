@@ -271,7 +271,10 @@ class Loader:
     def _submit(self, pool: Executor, state: _File, chunk: Chunk) -> Future[Any]:
         expected = self.options.expected_types.get(state.path)
         if self._turns is None:
-            return pool.submit(prepare_chunk, chunk.lines, self.options.validate, expected)
+            copy_text = self.runtime.engine.dialect.name == "postgresql"  # see BatchWriter
+            return pool.submit(
+                prepare_chunk, chunk.lines, self.options.validate, expected, copy_text
+            )
         task = ChunkTask(
             seq=self._seq,
             database_url=self.runtime.engine.url.render_as_string(hide_password=False),
