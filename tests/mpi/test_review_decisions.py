@@ -143,3 +143,25 @@ def test_a_decided_item_must_be_undone_before_a_new_decision(runtime: Runtime) -
     with pytest.raises(FhirError) as error, runtime.transaction(CTX) as service:
         decide(service, item, "link", "user/steward")
     assert error.value.status == 409
+
+
+def test_link_joins_the_golden_records_of_both_persons(runtime: Runtime) -> None:
+    """a already belongs to a person whose golden record is g: b joins g, a is not rewritten."""
+    with runtime.transaction(CTX) as service:
+        to_a = {"other": {"reference": "Patient/a"}, "type": "seealso"}
+        to_h = {"other": {"reference": "Patient/h"}, "type": "seealso"}
+        service.store.update("Patient", "g", _patient("g", "陈", link=[to_a, to_h]))
+        service.store.update("Patient", "h", _patient("h", "陈"))
+    item = _item_id(runtime)
+    with runtime.transaction(CTX) as service:
+        decide(service, item, "link", "user/steward")
+        changes = decisions_of(service.session, item)[0].changes
+    assert [c["reference"] for c in changes] == ["Patient/g", "Patient/b"]
+    assert ("Patient/b", "seealso") in _links(_read(runtime, "g"))
+    assert ("Patient/g", "seealso") in _links(_read(runtime, "b"))
+    assert _read(runtime, "a")["meta"]["versionId"] == "1"
+    with runtime.transaction(CTX) as service:
+        undo(service, item, "user/steward")
+        assert decide(service, item, "link", "user/steward").status == "linked"
+        undo(service, item, "user/steward")
+    assert ("Patient/b", "seealso") not in _links(_read(runtime, "g"))

@@ -7,9 +7,11 @@ resource the decision changed, a new version whose content is the version before
 history keeps all of them — and refuses when the resource changed since (its newer content would
 be lost).
 
-- **link**: the two registrations are the same person; each gets ``Patient.link`` of type
-  ``seealso`` to the other, as the batch job links members and their golden record
-  (docs/mpi.md "Batch deduplication").
+- **link**: the two registrations are the same person. Their persons (``yilian.mpi.links``: the
+  records already linked to each) become one: the golden record of each gets ``Patient.link``
+  of type ``seealso`` to the other's, as the batch job links members and their golden record
+  (docs/mpi.md "Batch deduplication") — for two lone registrations, the pair itself. A pair
+  already of one person is marked linked without a write.
 - **not-link**: different people; nothing is written, the item remembers it so the matchers do not
   propose the pair again (``queue.enqueue_candidate``).
 - **merge** (FHIR's pattern, http://hl7.org/fhir/R4/patient-definitions.html#Patient.link): the
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from yilian.fhir.errors import conflict, invalid, not_found
 from yilian.fhir.service import FhirService
 from yilian.fhir.store import Access
+from yilian.mpi.links import golden_of, person_of
 from yilian.mpi.review.models import DecisionRow, ReviewRow
 from yilian.mpi.review.queue import ReviewError, get_item, now
 
@@ -76,7 +79,7 @@ def _link_to(other: str, kind: str) -> dict[str, Any]:
 
 
 def _rewrite(
-    service: FhirService, patient_id: str, links: list[dict[str, Any]], active: bool | None
+    service: FhirService, patient_id: str, links: list[dict[str, Any]], active: bool | None = None
 ) -> Change:
     """Write the Patient with new links (and ``active`` unless None); the change it made."""
     row = service.store.current_row("Patient", patient_id, for_update=True)
@@ -108,36 +111,45 @@ def _survivor(item: ReviewRow, survivor: str | None) -> tuple[str, str]:
     return survivor, duplicate
 
 
+def _join(
+    service: FhirService, one: str, other: str, kinds: tuple[str, str], *, retire: bool = False
+) -> list[Change]:
+    """Link ``one`` to ``other`` (``kinds[0]``) and back (``kinds[1]``), replacing any earlier
+    link between the two; ``retire`` makes ``other`` inactive (a merged-away duplicate)."""
+    first = service.store.read("Patient", one, audit=False)
+    second = service.store.read("Patient", other, audit=False)
+    return [
+        _rewrite(service, one, [*_without_pair_links(first, other), _link_to(other, kinds[0])]),
+        _rewrite(
+            service,
+            other,
+            [*_without_pair_links(second, one), _link_to(one, kinds[1])],
+            False if retire else None,
+        ),
+    ]
+
+
+def _link_persons(service: FhirService, a: str, b: str) -> list[Change]:
+    """Mutual ``seealso`` between the golden records of the persons of ``a`` and ``b``."""
+    service.store.flush()
+    gold_a = golden_of(person_of(service.session, a))
+    gold_b = golden_of(person_of(service.session, b))
+    if gold_a == gold_b:
+        return []
+    return _join(service, gold_a, gold_b, ("seealso", "seealso"))
+
+
 def _apply(
     service: FhirService, item: ReviewRow, action: str, survivor: str | None
 ) -> list[Change]:
-    a, b = item.patient_a, item.patient_b
+    for pid in (item.patient_a, item.patient_b):  # 404/410 naming a Patient that is gone
+        service.store.read("Patient", pid, audit=False)
     if action == "not-link":
         return []
-    current_a = service.store.read("Patient", a, audit=False)
-    current_b = service.store.read("Patient", b, audit=False)
     if action == "link":
-        return [
-            _rewrite(
-                service, a, [*_without_pair_links(current_a, b), _link_to(b, "seealso")], None
-            ),
-            _rewrite(
-                service, b, [*_without_pair_links(current_b, a), _link_to(a, "seealso")], None
-            ),
-        ]
+        return _link_persons(service, item.patient_a, item.patient_b)
     keep, drop = _survivor(item, survivor)
-    kept, dropped = (current_a, current_b) if keep == a else (current_b, current_a)
-    return [
-        _rewrite(
-            service, keep, [*_without_pair_links(kept, drop), _link_to(drop, "replaces")], None
-        ),
-        _rewrite(
-            service,
-            drop,
-            [*_without_pair_links(dropped, keep), _link_to(keep, "replaced-by")],
-            False,
-        ),
-    ]
+    return _join(service, keep, drop, ("replaces", "replaced-by"), retire=True)
 
 
 def _audit(service: FhirService, item: ReviewRow, action: str, changes: list[Change]) -> None:
