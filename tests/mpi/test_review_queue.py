@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import Engine
 
@@ -125,3 +128,31 @@ def test_bad_proposals_name_the_field(
     with unit_of_work(session_factory(engine)) as session, pytest.raises(ReviewError) as error:
         enqueue_candidate(session, **args)  # type: ignore[arg-type]
     assert error.value.field == field
+
+
+def test_two_requests_proposing_a_new_pair_at_once_make_one_item(engine: Engine) -> None:
+    """The second insert waits on the unique pair, fails, and updates the first one's row."""
+    factory = session_factory(engine)
+    first_in = threading.Event()
+    results: list[tuple[int, float]] = []
+
+    def propose(probability: float, hold: bool) -> None:
+        with unit_of_work(factory) as session:
+            row = enqueue_candidate(
+                session, "m", "n", probability=probability, match_weight=0.0,
+                comparisons=EVIDENCE, source="realtime",
+            )  # fmt: skip
+            if hold:
+                first_in.set()
+                time.sleep(0.5)  # the other request's insert now waits on this one
+            results.append((row.id, row.probability))
+
+    holder = threading.Thread(target=propose, args=(0.3, True))
+    holder.start()
+    assert first_in.wait(10)
+    propose(0.6, False)
+    holder.join(10)
+    assert [r[0] for r in results][0] == results[1][0]
+    with unit_of_work(factory) as session:
+        [item] = list_items(session)
+        assert item.probability == pytest.approx(0.6)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yilian.mpi.review.models import ReviewRow
@@ -106,12 +107,8 @@ def enqueue_candidate(
     first, second = ordered_pair(patient_a, patient_b)
     _check_evidence(probability, match_weight, source)
     evidence = [c.as_json() for c in comparisons]
-    row = session.scalars(
-        select(ReviewRow)
-        .where(ReviewRow.patient_a == first, ReviewRow.patient_b == second)
-        .with_for_update()
-    ).one_or_none()
     moment = now()
+    row = _locked_pair(session, first, second)
     if row is None:
         row = ReviewRow(
             patient_a=first,
@@ -124,9 +121,14 @@ def enqueue_candidate(
             created=moment,
             updated=moment,
         )
-        session.add(row)
-        session.flush()
-        return row
+        try:  # two requests may propose a new pair at once: the loser updates the winner's row
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return row
+        except IntegrityError:
+            row = _locked_pair(session, first, second)
+            assert row is not None  # the unique pair that was just inserted by the other
     if row.status == "open":
         row.probability = float(probability)
         row.match_weight = float(match_weight)
@@ -135,6 +137,15 @@ def enqueue_candidate(
         row.updated = moment
         session.flush()
     return row
+
+
+def _locked_pair(session: Session, first: str, second: str) -> ReviewRow | None:
+    return session.scalars(
+        select(ReviewRow)
+        .where(ReviewRow.patient_a == first, ReviewRow.patient_b == second)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
 
 
 def get_item(session: Session, item_id: int, *, for_update: bool = False) -> ReviewRow:
