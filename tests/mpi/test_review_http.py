@@ -74,6 +74,7 @@ def test_steward_works_an_item_from_the_queue(steward: Browser, item: int) -> No
     assert verdicts["surname"] == "agree" and verdicts["birth_date"] == "disagree"
     assert verdicts["phone"] == "missing" and verdicts["links"] == "info"
     assert "陳" in page and "-6.20" in page
+    assert re.search(r'id="next-item"', page) and f'href="/mpi/review/{rows[1]}"' in page
     done = steward.post_form(f"/mpi/review/{item}", {"action": "merge", "survivor": "pa"},
                              page=f"/mpi/review/{item}")  # fmt: skip
     assert done.status_code == 303
@@ -114,6 +115,8 @@ def test_api_decides_undoes_and_merges_the_fhir_way(engine: Engine, item: int) -
         again = http.post(f"/api/mpi/review/{item}/decision", json={"action": "not-link"})
         assert again.status_code == 409 and "mpi-review-open" in again.text
         assert http.post(f"/api/mpi/review/{item}/undo").json()["status"] == "open"
+        mine = http.get("/api/mpi/review", params={"patient": "pc"}).json()["items"]
+        assert [i["patients"] for i in mine] == [["Patient/pa", "Patient/pc"]]
         shown = http.get(f"/api/mpi/review/{item}").json()
         assert [d["action"] for d in shown["decisions"]] == ["link", "undo"]
         merge = {"resourceType": "Parameters", "parameter": [

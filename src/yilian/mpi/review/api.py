@@ -68,6 +68,7 @@ def queue(
     runtime: RuntimeDep,
     user: PrincipalDep,
     status: str = Query("open"),
+    patient: str | None = Query(None, description="only pairs with this Patient id"),
     order: str = Query("probability"),
     count: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
@@ -76,8 +77,9 @@ def queue(
     with runtime.sessions() as session:
         try:
             items = list_items(
-                session, status=status, order=cast(Order, order), limit=count, offset=offset
-            )
+                session, status=status, patient=patient, order=cast(Order, order),
+                limit=count, offset=offset,
+            )  # fmt: skip
         except ReviewError as exc:
             raise _bad_query(exc) from None
         return _json({"items": [item_json(i) for i in items]})

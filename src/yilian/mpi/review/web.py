@@ -105,6 +105,7 @@ def _item_page(
             left = svc.store.read("Patient", item.patient_a)
             right = svc.store.read("Patient", item.patient_b)
             log = decisions_of(svc.session, item_id)
+            following = [i.id for i in list_items(svc.session, limit=2) if i.id != item_id]
     except ReviewError:
         return error_page(request, principal, 404, t("mpi.no_item", id=item_id))
     except FhirError as exc:
@@ -115,7 +116,7 @@ def _item_page(
         "rows": comparison_rows(item.comparisons, left, right),
         "log": [{"action": d.action, "actor": d.actor, "at": _local(d.at), "undone": d.undone}
                 for d in log],
-        "message": message, "error": error,
+        "message": message, "error": error, "next_item": following[0] if following else None,
     }  # fmt: skip
     return render(request, "mpi_review_item.html", context, status=status, principal=principal)
 
