@@ -34,6 +34,9 @@ from yilian.fhir.runtime import RequestContext
 # Outside its turn: chunks of one load take ~0.1-1 s each, so a longer wait for a lock means
 # another chunk (or a long API transaction) holds it; in its turn a chunk waits as long as it takes.
 LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '2s'")
+# In turn only other clients can hold the audit chain's lock or the file's progress row (later
+# chunks take them in their own turn): wait as long as that takes.
+NO_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = 0")
 # Conflicts with a concurrent chunk of the same load, settled by writing again in turn.
 _RETRIED = (
     psycopg.errors.LockNotAvailable,
@@ -144,6 +147,7 @@ def _write(
             outcome.result = writer.write_rows(chunk.prepared)
             if not in_turn:
                 turns.wait(task.seq, holding_locks=True)
+                session.execute(NO_LOCK_TIMEOUT)
             if turns.aborted:
                 session.rollback()
                 return outcome
