@@ -9,7 +9,7 @@ Workload: a ``yilian synth`` output directory (one NDJSON file per resource type
    resource in the export, and over the resources of the types the views read);
 2. incremental refresh after 1% of the views' resources change: a ``_since`` export holding only
    the changed resources (new ``meta.lastUpdated``; 1 in 10 of them deleted instead, listed in
-   a Bulk Data ``deleted`` file), merged into the full refresh's Parquet files;
+   a Bulk Data ``deleted`` file), added to the full refresh as delta parts (viewstore.py);
 3. two indicator queries over the materialised Parquet views on DuckDB — contract coverage by
    subdistrict and age band, visits by care-network tier per week — p50/p95 over ``--runs``;
 4. with ``--spark``: the same full refresh on Spark local mode (ratio to DuckDB).
@@ -28,12 +28,14 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
+from yilian.analytics import viewstore
 from yilian.analytics.catalog import core_views
 from yilian.analytics.engines import DuckDBEngine, Engine, SparkEngine
 from yilian.analytics.refresh import files_by_type, refresh
@@ -127,8 +129,7 @@ def timed_refresh(engine: Engine, source: Path, out: Path, **kw: object) -> floa
 
 def indicator_latency(views: Path, runs: int) -> Iterator[tuple[str, int, float, float]]:
     con = duckdb.connect()
-    for path in views.glob("*.parquet"):
-        con.execute(f"CREATE VIEW {path.stem} AS SELECT * FROM read_parquet('{path}')")
+    viewstore.register(con, views)  # incremental parts merged on read
     for name, sql in INDICATORS.items():
         rows = len(con.execute(sql).fetchall())  # warm the file cache
         samples = []
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="indicator query runs")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # progress in logs
 
     files = sorted(args.district.glob("*.ndjson"))
     total = sum(count_lines(p) for p in files)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from yilian.analytics import viewstore
 from yilian.analytics.cli import app
 
 runner = CliRunner()
@@ -117,5 +117,5 @@ def test_incremental_without_last_updated_merges_and_drops_deleted(tmp_path: Pat
          "--deleted", str(since / "deleted.json")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    rows = pq.read_table(out / "patients.parquet").to_pylist()
+    rows = viewstore.read_view(out, "patients").to_pylist()
     assert sorted((r["id"], r["gender"]) for r in rows) == [("a", "female"), ("b", "male")]

@@ -112,12 +112,9 @@ def sql(
     views: Annotated[Path, typer.Option("--views", exists=True, file_okay=False)] = Path("views"),
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
 ) -> None:
-    """Run SQL over materialised views (every views/*.parquet is a table named after its file)."""
+    """Run SQL over materialised views (every view and derived table, incremental parts merged)."""
     eng = DuckDBEngine()
-    for path in sorted(views.glob("*.parquet")):
-        eng.execute(
-            f"CREATE VIEW \"{path.stem}\" AS SELECT * FROM read_parquet('{path.as_posix()}')"
-        )
+    eng.attach_views(views)
     try:
         result = eng.query(query)
     except AnalyticsError as exc:

@@ -33,7 +33,10 @@ from yilian.analytics.fhirpath import (
     Unary,
     Variable,
 )
+from yilian.analytics.r4paths import member_names, resolve, walk
 from yilian.analytics.viewdef import Column, Select, ViewDefinition, validate_view
+from yilian.fhir.validation.schema import Field, Kind, resource_node
+from yilian.fhir.validation.schema import Node as R4Node
 
 RESOURCE_TABLE = "fhir_resources"
 
@@ -58,6 +61,13 @@ def column_kind(fhir_type: str | None) -> str:
     return "string"
 
 
+# The column kind an R4 primitive element reads as without conversion.
+_LEAF_KINDS = {
+    Kind.STRING: "string", Kind.DATE: "string", Kind.BOOLEAN: "boolean",
+    Kind.INTEGER: "integer", Kind.DECIMAL: "decimal",
+}  # fmt: skip
+
+
 def sql_type(kind: str) -> str:
     return {"boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "DOUBLE"}.get(kind, "STRING")
 
@@ -68,6 +78,7 @@ class Coll:
 
     sql: exp.Expr
     fhir_type: str | None = None
+    r4: Field | None = None  # the R4 definition of the elements, when known (r4paths.py)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class Ctx:
     row_index: exp.Expr
     element: str
     type_hint: str | None = None
+    r4: R4Node | None = None  # the R4 definition of ``this``, when known (r4paths.py)
 
 
 @dataclass(frozen=True)
@@ -96,15 +108,22 @@ class CompiledView:
     sql: str
     columns: tuple[tuple[str, str, bool], ...]
     view: ViewDefinition = field(repr=False)
+    # False when no element's text can be a JSON number's (every string read is a direct R4
+    # string path): the engine may then skip the decimal-text pass at load (decimal_text.py).
+    reads_number_text: bool = True
 
 
 class _Compiler:
-    def __init__(self, view: ViewDefinition, dialect: SqlDialect, max_depth: int) -> None:
+    def __init__(
+        self, view: ViewDefinition, dialect: SqlDialect, max_depth: int, direct_paths: bool
+    ) -> None:
         self.view = view
+        self.direct_paths = direct_paths
         self.d = dialect
         self.max_depth = max_depth
         self._names: Iterator[int] = itertools.count(1)
         self.kinds: dict[str, str] = {}
+        self.reads_number_text = False
 
     # ------------------------------------------------------------------ helpers
     def fresh(self, prefix: str = "v") -> str:
@@ -131,13 +150,21 @@ class _Compiler:
         var = self.fresh()
         return template(f"filter(_c, {var} -> _p)", _c=c, _p=pred(exp.column(var)))
 
-    def element_as(self, e: exp.Expr, kind: str) -> exp.Expr:
+    def element_as(self, e: exp.Expr, kind: str, r4: Field | None = None) -> exp.Expr:
+        if kind == "string" and r4 is not None and r4.kind in (Kind.STRING, Kind.DATE):
+            return self.d.as_string(e)  # a JSON string in valid R4: never a number's text
         if kind == "boolean":
             return self.d.as_boolean(e)
         if kind == "integer":
             return self.d.as_bigint(e)
         if kind == "decimal":
             return self.d.as_double(e)
+        return self.text(e)
+
+    def text(self, e: exp.Expr) -> exp.Expr:
+        """An element's string form. If it is a JSON number, that form is its source text only
+        when the decimal-text pass ran at load (decimal_text.py): remember that it is needed."""
+        self.reads_number_text = True
         return self.d.as_string(e)
 
     def scalar(self, v: Value, kind: str) -> exp.Expr:
@@ -146,7 +173,7 @@ class _Compiler:
             if v.kind == kind or (v.kind in _STRING_KINDS and kind in _STRING_KINDS):
                 return v.sql
             return exp.cast(v.sql, sql_type(kind))
-        return self.element_as(self.d.first(v.sql), kind)
+        return self.element_as(self.d.first(v.sql), kind, v.r4)
 
     def child_string(self, e: exp.Expr, key: str) -> exp.Expr:
         return self.d.as_string(self.d.first(self.d.children(e, key)))
@@ -181,10 +208,7 @@ class _Compiler:
         if isinstance(node, Variable):
             return self.variable(node, ctx)
         if isinstance(node, Member):
-            if node.base is None:
-                return Coll(self.d.children(ctx.this, node.name))
-            base = self.coll(self.expr(node.base, ctx))
-            return Coll(self.flat_map(base, lambda e: self.d.children(e, node.name)))
+            return self.member(node, ctx)
         if isinstance(node, Index):
             base = self.coll(self.expr(node.base, ctx))
             return Coll(self.d.slice(base, self.scalar(self.expr(node.index, ctx), "integer")))
@@ -194,6 +218,27 @@ class _Compiler:
             operand = self.scalar(self.expr(node.operand, ctx), "decimal")
             return Scalar(exp.Neg(this=operand) if node.op == "-" else operand, "decimal")
         return self.binary(node, ctx)
+
+    def member(self, node: Member, ctx: Ctx) -> Value:
+        """Navigation. Where the R4 definition of the focus is known, a member chain is one JSON
+        path (r4paths.py: arrays only where R4 has them); else the generic child template."""
+        names = member_names(node)
+        if names is not None and ctx.r4 is not None:
+            found = walk(ctx.r4, names)
+            sql = None if found is None else self.d.json_path_elements(ctx.this, found[0])
+            if found is not None and sql is not None:
+                return Coll(sql, r4=found[1])
+        if node.base is None:
+            return Coll(self.d.children(ctx.this, node.name))
+        base = self.expr(node.base, ctx)
+        r4 = base.r4 if isinstance(base, Coll) else None
+        found = walk(r4.node, [node.name]) if r4 is not None else None
+
+        def child(e: exp.Expr) -> exp.Expr:
+            direct = None if found is None else self.d.json_path_elements(e, found[0])
+            return direct if direct is not None else self.d.children(e, node.name)
+
+        return Coll(self.flat_map(self.coll(base), child), r4=found[1] if found else None)
 
     def literal(self, node: Literal) -> Scalar:
         if node.kind == "boolean":
@@ -275,16 +320,21 @@ class _Compiler:
             else self.expr(node.base, ctx)
         )
         c = self.coll(base)
+        r4 = base.r4 if isinstance(base, Coll) else None
         if name == "where" and len(args) == 1:
+            inner = r4.node if r4 is not None else None
             return Coll(
                 self.filter_coll(
                     c,
                     lambda e: exp.func(
                         "coalesce",
-                        self.boolean(self.expr(args[0], replace(ctx, this=e)), ctx.element),
+                        self.boolean(
+                            self.expr(args[0], replace(ctx, this=e, r4=inner)), ctx.element
+                        ),
                         exp.false(),
                     ),
-                )
+                ),
+                r4=r4,
             )
         if name == "exists":
             target = c if not args else self.coll(self.call(Call(node.base, "where", args), ctx))
@@ -294,14 +344,18 @@ class _Compiler:
         if name == "count" and not args:
             return Scalar(template("CAST(size(_c) AS BIGINT)", _c=c), "integer")
         if name == "first" and not args:
-            return Coll(self.d.slice(c, exp.Literal.number(0)), getattr(base, "fhir_type", None))
+            if isinstance(base, Scalar):
+                return base  # already a singleton (or empty): binding it twice doubled the SQL
+            return Coll(
+                self.d.slice(c, exp.Literal.number(0)), getattr(base, "fhir_type", None), r4
+            )
         if name == "last" and not args:
-            return Coll(self.d.last(c))
+            return Coll(self.d.last(c), r4=r4)
         if name == "not" and not args:
             return Scalar(exp.Paren(this=exp.not_(self.boolean(base, ctx.element))), "boolean")
         if name == "join" and len(args) <= 1:
             sep = self.scalar(self.expr(args[0], ctx), "string") if args else exp.Literal.string("")
-            strings = self.map_coll(c, self.d.as_string)
+            strings = self.map_coll(c, lambda e: self.element_as(e, "string", r4))
             return Scalar(template("array_join(_s, _sep)", _s=strings, _sep=sep), "string")
         if name == "extension" and len(args) == 1:
             url = self.scalar(self.expr(args[0], ctx), "string")
@@ -364,9 +418,11 @@ class _Compiler:
         )
 
     def reference_key(self, c: exp.Expr, args: tuple[Node, ...], ctx: Ctx) -> exp.Expr:
-        # Relative or absolute literal references end in Type/id, optionally /_history/vid
-        # (FHIR R4 §2.3.0 "Literal references").
-        ref = self.child_string(self.d.first(c), "reference")
+        return self.reference_key_of(self.child_string(self.d.first(c), "reference"), args, ctx)
+
+    def reference_key_of(self, ref: exp.Expr, args: tuple[Node, ...], ctx: Ctx) -> exp.Expr:
+        """The key in reference string ``ref``. Relative or absolute literal references end in
+        Type/id, optionally /_history/vid (FHIR R4 §2.3.0 "Literal references")."""
         if not args:
             return template(
                 "nullif(regexp_extract(_r, "
@@ -386,6 +442,7 @@ class _Compiler:
 
     def boundary(self, base: Value, low: bool, ctx: Ctx) -> Value:
         """lowBoundary()/highBoundary() (FHIRPath N2 §5.7) on the FHIR JSON text of the value."""
+        self.reads_number_text = True  # boundaries depend on a decimal's written precision
         fhir_type = base.fhir_type if isinstance(base, Coll) else None
         fhir_type = fhir_type or ctx.type_hint
         text = self.scalar(base, "string")
@@ -441,7 +498,47 @@ class _Compiler:
         )
 
     # ------------------------------------------------------------------ selects
+    def direct_column(self, col: Column, ctx: Ctx) -> exp.Expr | None:
+        """A typed column on the resource root read by one JSON path (r4paths.py), or None.
+
+        Covers ``a.b.c`` (no array step: at most one value), ``a.b.c.first()`` (first of the
+        flattened values) and ``a.b.getReferenceKey(T)`` (the reference of the first ``a.b``;
+        only when no step before the last is an array, so "first" means the same). Anything
+        else, and engines without JSON paths, use the generic collection SQL.
+        """
+        kind = column_kind(col.type)
+        this = ctx.this
+        if col.collection or not (isinstance(this, exp.Column) and this.name == "resource"):
+            return None
+        path: Node | None = col.path
+        first = False
+        if isinstance(path, Call) and path.name == "first" and not path.args:
+            path, first = path.base, True
+        if isinstance(path, Call) and path.name == "getReferenceKey" and len(path.args) <= 1:
+            names = member_names(path.base)
+            jp = None if names is None else resolve(self.view.resource, [*names, "reference"])
+            if jp is None or kind != "string" or any(a for _, a in jp.steps[:-2]):
+                return None
+            steps = [(n, "[0]" if a else "") for n, a in jp.steps]
+            ref = self.d.json_path_text(this, steps)
+            if ref is None:
+                return None
+            col_ctx = replace(ctx, element=f"{col.element}.path")
+            return self.reference_key_of(ref, path.args, col_ctx)
+        names = member_names(path)
+        jp = None if names is None else resolve(self.view.resource, names)
+        if jp is None or _LEAF_KINDS[jp.leaf] != kind or (jp.arrays and not first):
+            return None
+        text = self.d.json_path_text(this, [(n, "[*]" if a else "") for n, a in jp.steps])
+        if text is None:
+            return None
+        return self.d.text_as(self.d.first(text) if jp.arrays else text, kind)
+
     def column_value(self, col: Column, ctx: Ctx) -> exp.Expr:
+        direct = self.direct_column(col, ctx) if col.type and self.direct_paths else None
+        if direct is not None:
+            self.kinds[col.element] = column_kind(col.type)
+            return exp.cast(direct, sql_type(self.kinds[col.element]))
         col_ctx = replace(ctx, element=f"{col.element}.path", type_hint=col.type)
         value = self.expr(col.path, col_ctx)
         kind = column_kind(col.type) if col.type else getattr(value, "kind", "string")
@@ -454,7 +551,7 @@ class _Compiler:
                     _s=exp.cast(value.sql, sql_type(kind)),
                     _T=exp.DataType.build(f"ARRAY<{sql_type(kind)}>", dialect="spark"),
                 )
-            return self.map_coll(value.sql, lambda e: self.element_as(e, kind))
+            return self.map_coll(value.sql, lambda e: self.element_as(e, kind, value.r4))
         if isinstance(value, Scalar):
             return exp.cast(self.scalar(value, kind), sql_type(kind))
         message = (
@@ -467,7 +564,7 @@ class _Compiler:
             "CASE WHEN size(_c) > 1 THEN _err ELSE _v END",
             _c=var,
             _err=exp.cast(self.d.raise_error(message), sql_type(kind)),
-            _v=exp.cast(self.element_as(self.d.first(var), kind), sql_type(kind)),
+            _v=exp.cast(self.element_as(self.d.first(var), kind, value.r4), sql_type(kind)),
         )
         bound = template(f"transform(array(_c), {var.name} -> _b)", _c=value.sql, _b=body)
         return self.d.first(bound)
@@ -487,11 +584,17 @@ class _Compiler:
 
     def rows(self, sel: Select, ctx: Ctx) -> exp.Expr:
         """An array of row structs for ``sel`` evaluated on the context element."""
-        iterator = self.iteration(sel, ctx)
-        if iterator is None:
+        iterated = self.iteration(sel, ctx)
+        if iterated is None:
             return self.rows_body(sel, ctx)
+        iterator, r4 = iterated.sql, iterated.r4
         var, index_var = self.fresh(), self.fresh("i")
-        inner_ctx = Ctx(exp.column(var), self.d.index_value(index_var), sel.element)
+        inner_ctx = Ctx(
+            exp.column(var),
+            self.d.index_value(index_var),
+            sel.element,
+            r4=r4.node if r4 is not None else None,
+        )
         body = self.rows_body(sel, inner_ctx)
         result = template(
             "flatten(_m)", _m=self.d.transform_indexed(iterator, var, index_var, body)
@@ -513,16 +616,15 @@ class _Compiler:
             )
         return result
 
-    def iteration(self, sel: Select, ctx: Ctx) -> exp.Expr | None:
-        if sel.for_each is not None:
-            return self.coll(
-                self.expr(sel.for_each, replace(ctx, element=f"{sel.element}.forEach"))
-            )
+    def iteration(self, sel: Select, ctx: Ctx) -> Coll | None:
+        path, element = sel.for_each, f"{sel.element}.forEach"
         if sel.for_each_or_null is not None:
-            element = f"{sel.element}.forEachOrNull"
-            return self.coll(self.expr(sel.for_each_or_null, replace(ctx, element=element)))
+            path, element = sel.for_each_or_null, f"{sel.element}.forEachOrNull"
+        if path is not None:
+            value = self.expr(path, replace(ctx, element=element))
+            return value if isinstance(value, Coll) else Coll(self.coll(value))
         if sel.repeat:
-            return self.repeat(sel, ctx)
+            return Coll(self.repeat(sel, ctx))
         return None
 
     def repeat(self, sel: Select, ctx: Ctx) -> exp.Expr:
@@ -586,7 +688,12 @@ class _Compiler:
 
     # ------------------------------------------------------------------ query
     def query(self, table: str) -> exp.Expr:
-        root = Ctx(exp.column("resource"), exp.cast(exp.Literal.number(0), "BIGINT"), "select")
+        root = Ctx(
+            exp.column("resource"),
+            exp.cast(exp.Literal.number(0), "BIGINT"),
+            "select",
+            r4=resource_node(self.view.resource) if self.direct_paths else None,
+        )
         selects = [self.rows(s, replace(root, element=s.element)) for s in self.view.select]
         names = [s.column_names() for s in self.view.select]
         rows, all_names = selects[0], names[0]
@@ -621,14 +728,16 @@ def compile_view(
     *,
     table: str = RESOURCE_TABLE,
     max_depth: int = 8,
+    direct_paths: bool = True,
 ) -> CompiledView:
     """Validate ``view`` and compile it to SQL for ``dialect`` ("duckdb" or "spark").
 
     The query reads ``table(resource_type, id, resource)`` and returns one column per
-    ViewDefinition column, in the order the specification fixes.
+    ViewDefinition column, in the order the specification fixes. ``direct_paths=False`` keeps
+    every column on the generic collection SQL (tests compare the two).
     """
     vd = view if isinstance(view, ViewDefinition) else validate_view(view)
-    compiler = _Compiler(vd, DIALECTS[dialect], max_depth)
+    compiler = _Compiler(vd, DIALECTS[dialect], max_depth, direct_paths)
     tree = compiler.query(table)
     columns = tuple((c.name, compiler.kinds[c.element], bool(c.collection)) for c in vd.columns())
-    return CompiledView(tree.sql(dialect=dialect), columns, vd)
+    return CompiledView(tree.sql(dialect=dialect), columns, vd, compiler.reads_number_text)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from yilian.analytics import viewstore
 from yilian.analytics.compiler import RESOURCE_TABLE, compile_view
 from yilian.analytics.decimal_text import duckdb_marking_sql, spark_marking_column
 from yilian.analytics.errors import ViewExecutionError
@@ -45,8 +46,12 @@ class Engine(ABC):
         """Replace the resource table with ``resources`` (FHIR JSON dicts); return the count."""
 
     @abstractmethod
-    def load_ndjson(self, paths: Sequence[Path]) -> int:
-        """Replace the resource table with the resources in NDJSON files (Bulk Data export)."""
+    def load_ndjson(self, paths: Sequence[Path], *, keep_decimal_text: bool = True) -> int:
+        """Replace the resource table with the resources in NDJSON files (Bulk Data export).
+
+        ``keep_decimal_text=False`` skips the decimal-text pass (decimal_text.py): only for views
+        whose ``CompiledView.reads_number_text`` is False, which never read a number as text.
+        """
 
     @abstractmethod
     def query(self, sql: str) -> pa.Table:
@@ -91,10 +96,12 @@ class DuckDBEngine(Engine):
             self._con.execute(f"SET threads = {int(threads)}")
 
     def _create_from(self, select_sql: str) -> int:
+        # One parse per resource for the three keys (each json_extract_string parses it).
         self._con.execute(
-            f"CREATE OR REPLACE TABLE {RESOURCE_TABLE} AS SELECT resource_type, id, "
-            "json_extract_string(resource, '$.meta.lastUpdated') AS last_updated, resource "
-            f"FROM ({select_sql})"
+            f"CREATE OR REPLACE TABLE {RESOURCE_TABLE} AS SELECT _k[1] AS resource_type, "
+            "_k[2] AS id, _k[3] AS last_updated, resource FROM (SELECT resource, "
+            "json_extract_string(resource, ['$.resourceType', '$.id', '$.meta.lastUpdated']) "
+            f"AS _k FROM ({select_sql}))"
         ).fetchall()
         rows = self._con.execute(f"SELECT count(*) FROM {RESOURCE_TABLE}").fetchall()
         return int(rows[0][0])
@@ -104,20 +111,17 @@ class DuckDBEngine(Engine):
         self._con.register("_yilian_raw", raw)
         try:
             return self._create_from(
-                f"SELECT resource_type, id, CAST({duckdb_marking_sql('raw')} AS JSON) AS resource "
-                "FROM _yilian_raw"
+                f"SELECT CAST({duckdb_marking_sql('raw')} AS JSON) AS resource FROM _yilian_raw"
             )
         finally:
             self._con.unregister("_yilian_raw")
 
-    def load_ndjson(self, paths: Sequence[Path]) -> int:
+    def load_ndjson(self, paths: Sequence[Path], *, keep_decimal_text: bool = True) -> int:
         files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-        marked = duckdb_marking_sql("CAST(json AS VARCHAR)")
+        text = "CAST(json AS VARCHAR)"
+        resource = f"CAST({duckdb_marking_sql(text)} AS JSON)" if keep_decimal_text else "json"
         return self._create_from(
-            "SELECT json_extract_string(resource, '$.resourceType') AS resource_type, "
-            "json_extract_string(resource, '$.id') AS id, resource "
-            f"FROM (SELECT CAST({marked} AS JSON) AS resource "
-            f"FROM read_ndjson_objects([{files}]))"
+            f"SELECT {resource} AS resource FROM read_ndjson_objects([{files}])"
         )
 
     def query(self, sql: str) -> pa.Table:
@@ -134,6 +138,10 @@ class DuckDBEngine(Engine):
 
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)
+
+    def attach_views(self, out: Path) -> list[str]:
+        """Expose every materialised view in ``out`` (a refresh's output) as a SQL view."""
+        return viewstore.register(self._con, out)
 
     def close(self) -> None:
         self._con.close()
@@ -179,16 +187,17 @@ class SparkEngine(Engine):
         return self._publish(self._parse(frame, "raw").drop("raw"))
 
     @staticmethod
-    def _parse(frame: Any, text_column: str) -> Any:
+    def _parse(frame: Any, text_column: str, keep_decimal_text: bool = True) -> Any:
         """Add ``resource`` VARIANT parsed from ``text_column``, decimal text kept."""
         from pyspark.sql import functions as f
 
-        marked = spark_marking_column(f.col(text_column))
+        text = f.col(text_column)
+        marked = spark_marking_column(text) if keep_decimal_text else text
         return frame.withColumn("resource", f.parse_json(marked))
 
-    def load_ndjson(self, paths: Sequence[Path]) -> int:
+    def load_ndjson(self, paths: Sequence[Path], *, keep_decimal_text: bool = True) -> int:
         lines = self._spark.read.text([str(p) for p in paths])
-        frame = self._parse(lines, "value").select("resource")
+        frame = self._parse(lines, "value", keep_decimal_text).select("resource")
         frame = frame.selectExpr(
             "variant_get(resource, '$.resourceType', 'string') AS resource_type",
             "variant_get(resource, '$.id', 'string') AS id",

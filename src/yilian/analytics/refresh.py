@@ -2,10 +2,12 @@
 
 Full mode rebuilds every view. Incremental mode keeps a watermark (the largest
 ``meta.lastUpdated`` seen, stored in ``_refresh_state.json``), runs the views only over
-resources updated after it, and replaces those resources' rows in the existing Parquet files
-(every core view carries the resource ``id``; FHIR Bulk Data export writes the current version
-of each resource, https://hl7.org/fhir/uv/bulkdata/export.html). The source of an incremental
-refresh is normally a ``$export?_since=<watermark>`` export, so only changed resources are read.
+resources updated after it, and supersedes those resources' rows with a delta part
+(viewstore.py: new rows plus a tombstone list of the changed ids, merged on read) instead of
+rewriting the Parquet files (every core view carries the resource ``id``; FHIR Bulk Data
+export writes the current version of each resource,
+https://hl7.org/fhir/uv/bulkdata/export.html). The source of an incremental refresh is
+normally a ``$export?_since=<watermark>`` export, so only changed resources are read.
 
 Deletions: an NDJSON export carries no tombstones. Bulk Data v2 lists resources deleted since
 ``_since`` in the manifest's ``deleted`` files: NDJSON of Bundles whose entries have
@@ -25,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from yilian.analytics import viewstore
 from yilian.analytics.catalog import DERIVED, Derived, core_views
+from yilian.analytics.compiler import CompiledView, compile_view
 from yilian.analytics.engines import Engine
 
 __all__ = ["RefreshSummary", "core_views", "deleted_keys", "files_by_type", "refresh"]
@@ -94,10 +99,51 @@ def _derive(engine: Engine, derived: Derived, out: Path) -> int:
     """Recompute a derived table from its input views' Parquet files (small: one row per
     referral or contract), on the same engine so its SQL runs unchanged on both."""
     for name in derived.inputs:
-        engine.register(name, pq.read_table(out / f"{name}.parquet"))
+        engine.register(name, viewstore.read_view(out, name))
     table = engine.query(derived.sql)
-    pq.write_table(table, out / f"{derived.name}.parquet")
+    viewstore.write_base(out, derived.name, table)
     return int(table.num_rows)
+
+
+def _changed_ids(engine: Engine, table: str, drop: pa.Array) -> pa.Array:
+    """Ids whose old rows an incremental refresh supersedes: every changed resource of the
+    loaded type (also one whose new version yields no row, e.g. no longer a referral) and the
+    deleted ones."""
+    ids = engine.query(f"SELECT DISTINCT id FROM {table}")["id"].combine_chunks()
+    return pa.concat_arrays([ids.cast(pa.string()), drop])
+
+
+def _materialise(
+    engine: Engine,
+    compiled: CompiledView,
+    out: Path,
+    name: str,
+    merge: bool,
+    number: int,
+    drop: pa.Array,
+    changed: pa.Array,
+) -> int:
+    """Run one compiled view and store it: a new base file, or a delta part when merging.
+    Returns the view's row count (for a delta: the previous count adjusted)."""
+    fresh = engine.query(compiled.sql)
+    fresh = fresh.filter(pc.invert(pc.is_in(fresh["id"], value_set=drop)))
+    if not (merge and viewstore.base_file(out, name).exists()):
+        viewstore.write_base(out, name, fresh)
+        return int(fresh.num_rows)
+    schema = pq.read_schema(viewstore.base_file(out, name))
+    viewstore.append_delta(out, name, number, fresh.cast(schema), changed)
+    if len(viewstore.deltas(out, name)) >= viewstore.COMPACT_AFTER:
+        viewstore.compact(out, name)
+    return _count(out, name)
+
+
+def _count(out: Path, name: str) -> int:
+    con = duckdb.connect()
+    try:
+        row = con.execute(f"SELECT count(*) FROM ({viewstore.merged_sql(out, name)})").fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
 
 
 # FHIR instant (http://hl7.org/fhir/R4/datatypes.html#instant); the watermark is inlined in SQL.
@@ -116,6 +162,9 @@ def _load_state(out: Path) -> dict[str, Any] | None:
     mark = state.get("watermark") if isinstance(state, dict) else "?"
     if mark is not None and not (isinstance(mark, str) and _INSTANT.match(mark)):
         raise ValueError(f"{path}: watermark must be a FHIR instant, got {mark!r}")
+    number = state.get("refresh", 0)
+    if not (isinstance(number, int) and number >= 0):
+        raise ValueError(f"{path}: refresh must be a non-negative integer, got {number!r}")
     return dict(state)
 
 
@@ -144,44 +193,43 @@ def refresh(
     state = _load_state(out)
     merge = incremental and state is not None
     watermark = state.get("watermark") if merge and state is not None else None
-    views = core_views()
-    by_type = files_by_type(files, {str(v["resource"]) for v in views.values()})
+    number = int(state.get("refresh", 0)) + 1 if merge and state is not None else 0
+    if not merge:
+        viewstore.clear_deltas(out)
+    # Only resources changed since the last refresh go through the views.
+    table_name = "fhir_changed" if watermark is not None else "fhir_resources"
+    views = {n: compile_view(v, engine.dialect, table=table_name) for n, v in core_views().items()}
+    types = sorted({c.view.resource for c in views.values()})
+    by_type = files_by_type(files, set(types))
     gone = deleted_keys(deleted)
     rows: dict[str, int] = {}
     loaded = 0
     marks: list[str] = []
     # One resource type at a time: the engine holds one type's resources (bounded memory at
     # city scale: the largest type, not the whole export), and each view reads only its type.
-    for rtype in sorted({str(v["resource"]) for v in views.values()}):
+    for rtype in types:
+        own = {n: c for n, c in views.items() if c.view.resource == rtype}
         paths = by_type.get(rtype, [])
-        loaded += engine.load_ndjson(paths) if paths else engine.load_resources([])
+        # The decimal-text pass costs a regex over every line; skip it when no view needs it.
+        keep = any(c.reads_number_text for c in own.values())
+        if paths:
+            loaded += engine.load_ndjson(paths, keep_decimal_text=keep)
+        else:
+            engine.load_resources([])
         mark = engine.query("SELECT max(last_updated) AS m FROM fhir_resources")["m"][0].as_py()
         if mark is not None:
             marks.append(str(mark))
-        table_name = "fhir_resources"
         if watermark is not None:
-            # Only resources changed since the last refresh go through the views.
             engine.execute(
                 "CREATE OR REPLACE TEMP VIEW fhir_changed AS SELECT * FROM fhir_resources "
                 f"WHERE last_updated IS NULL OR last_updated > '{watermark}'"
             )
-            table_name = "fhir_changed"
-        for name, view in views.items():
-            if view["resource"] != rtype:
-                continue
+        drop = pa.array(sorted(gone.get(rtype, set())), pa.string())
+        changed = _changed_ids(engine, table_name, drop) if merge else drop
+        for name, compiled in own.items():
             if on_view is not None:
                 on_view(name)
-            fresh = engine.run_view(view, table=table_name)
-            target = out / f"{name}.parquet"
-            drop = pa.array(sorted(gone.get(rtype, set())), pa.string())
-            table = fresh.filter(pc.invert(pc.is_in(fresh["id"], value_set=drop)))
-            if merge and target.exists():
-                old = pq.read_table(target)
-                replaced = pa.concat_arrays([pc.unique(fresh["id"]), drop])
-                keep = pc.invert(pc.is_in(old["id"], value_set=replaced))
-                table = pa.concat_tables([old.filter(keep), table.cast(old.schema)])
-            pq.write_table(table, target)
-            rows[name] = table.num_rows
+            rows[name] = _materialise(engine, compiled, out, name, merge, number, drop, changed)
     for derived in DERIVED:
         if on_view is not None:
             on_view(derived.name)
@@ -189,5 +237,6 @@ def refresh(
     new_mark = max(marks) if marks else None
     if new_mark is None or (watermark is not None and new_mark < watermark):
         new_mark = watermark  # nothing newer arrived: keep the old watermark
-    (out / STATE_FILE).write_text(json.dumps({"watermark": new_mark}), encoding="utf-8")
+    state_out = {"watermark": new_mark, "refresh": number}
+    (out / STATE_FILE).write_text(json.dumps(state_out), encoding="utf-8")
     return RefreshSummary("incremental" if merge else "full", loaded, rows, new_mark)
