@@ -1,11 +1,12 @@
-"""The referral desk's queue: one SQL statement for a page, one for the total.
+"""The referral desk's queue: one SQL statement for a page's order and the total, one for its Tasks.
 
 Incoming referrals awaiting an answer — Tasks owned by the organization, status requested or
 received, tagged up or down — in ``queue_key`` order: priority (stat, asap, urgent, routine),
 then contracted residents referred by their own family doctor (seed 004 附件4 (二)2: 优先就诊、
 优先检查、优先住院), then the longest waiting (``authoredOn``). The order is SQL over the Task's
 search-index rows, built from the search module's own criteria (``priority=…``, ``_tag=…``,
-``_sort=authored-on``), and the caller's access restriction is part of the same statement —
+``_sort=authored-on``; the priority from the stored Task), and the caller's access restriction
+is part of the same statement —
 once, where the earlier eight searches (one per priority group) evaluated it eight times: 4.9 s
 p95 at 10,000 open referrals (docs/benchmarks.md, issue #5; ADR 0013).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, case, func
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import aliased
 
 from yilian.fhir import systems
@@ -81,12 +82,25 @@ def queue_page(
         (criterion,) = parse_search("Task", [(name, value)], base_url=service.base_url).filters
         return filter_clause(criterion, task, parsed.sql_types, correlated=True)
 
-    rank = case(*((has("priority", p), n) for p, n in PRIORITY_RANK.items()), else_=9)
+    # The priority straight from the stored Task (one value per row, no index probe): four
+    # EXISTS probes per candidate row cost ~half the query at 10,000 referrals.
+    rank = case(PRIORITY_RANK, value=task.content["priority"].as_string(), else_=9)
     group = case((has("_tag", f"{systems.REFERRAL_PRIORITY_GROUP}|{CONTRACTED}"), 0), else_=1)
     ordering = [rank, group, *order_by(parsed.options.sort, task)]
-    total = session.execute(matches.add_columns(func.count())).scalar_one()
-    page = matches.add_columns(task.content).order_by(*ordering).limit(limit).offset(offset)
-    tasks: list[Json] = list(session.execute(page).scalars())
+    # The total rides on the page's rows (a window count over every match), so the restriction
+    # is evaluated once; only a page past the end needs the count on its own. Keys first, the
+    # documents of the page after: sorting 10,000 whole Tasks cost more than the query.
+    page = matches.add_columns(task.pk, func.count().over()).order_by(*ordering)
+    keys = session.execute(page.limit(limit).offset(offset)).all()
+    if keys:
+        total = keys[0][1]
+        found = select(ResourceRow.pk, ResourceRow.content).where(
+            ResourceRow.pk.in_([k[0] for k in keys])
+        )
+        content: dict[int, Json] = {pk: doc for pk, doc in session.execute(found).all()}
+        tasks: list[Json] = [content[k[0]] for k in keys]
+    else:
+        total, tasks = session.execute(matches.add_columns(func.count())).scalar_one(), []
     query = f"Task?{urlencode(criteria)}&_count={limit}&_offset={offset}"
     patients = sorted({p for t in tasks for p in patients_of(t)})
     service.store.audit(
