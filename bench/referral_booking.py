@@ -29,6 +29,8 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,21 @@ YILIAN = str(Path(sys.executable).with_name("yilian"))
 def tier(code: str) -> dict[str, Any]:
     return {"coding": [{"system": "http://yilian.health/fhir/CodeSystem/organization-tier",
                         "code": code}]}  # fmt: skip
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (its URL), dropped at the end."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def working_days(count: int) -> list[dt.date]:
@@ -230,11 +247,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    name = f"yilian_bench_referral_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
+    with scratch_database("yilian_bench_referral") as url:
+        run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> None:
     server = None
     try:
         began = time.perf_counter()
@@ -298,9 +315,6 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -19,17 +19,16 @@ import pstats
 import re
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import httpx
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).parent))
-from referral_booking import ADMIN, appointment, build  # noqa: E402
+from referral_booking import appointment, build, scratch_database  # noqa: E402
 
 from yilian.app import create_app  # noqa: E402
 from yilian.config import load_settings  # noqa: E402
@@ -68,12 +67,7 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative", help="tottime, cumulative, …")
     parser.add_argument("--show", action="store_true", help="print the statements of one booking")
     args = parser.parse_args()
-    name = f"yilian_bench_bprof_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    try:
+    with scratch_database("yilian_bench_bprof") as url:
         slots, token = build(url, 1)
         engine = make_engine(url)
         os.environ["YILIAN_DATABASE_URL"] = url
@@ -114,10 +108,6 @@ def main() -> None:
                   f"{sum(kinds.values()) / args.losers:.1f} statements each")  # fmt: skip
         pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
         engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
