@@ -510,7 +510,7 @@ def queue_key(task: Json) -> tuple[int, int, str]:
 
 def queue(service: FhirService, organization: str, *, limit: int = 100) -> list[Json]:
     """The first ``limit`` of the organization's incoming referrals awaiting an answer, in
-    ``queue_key`` order (one SQL statement: ``yilian.referral.queue``)."""
+    ``queue_key`` order (``yilian.referral.queue``: the order in SQL, not per priority group)."""
     return queue_page(service, organization, limit=limit).tasks
 
 
