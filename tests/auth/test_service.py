@@ -145,3 +145,11 @@ def test_one_token_used_concurrently(clients: Clients) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(read, range(16)))
     assert codes == [403 if n % 2 == 0 else 200 for n in range(16)]
+
+
+def test_the_token_cache_stays_bounded(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deps, "TOKEN_CACHE_SIZE", 2)
+    forget_verified_tokens()
+    for name in ("doctor", "specialist", "resident", "doctor"):
+        assert clients[name].get("/fhir/Patient/p1").status_code in (200, 403)
+        assert len(deps._verified) <= 2

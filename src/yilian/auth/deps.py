@@ -37,9 +37,10 @@ def _token_principal(runtime: object, token: str) -> Principal | None:
     if principal is None:
         _verified.pop(key, None)
         return None
-    if len(_verified) >= TOKEN_CACHE_SIZE:
-        for stale in [k for k, (until, _) in _verified.items() if until <= now] or list(_verified):
-            del _verified[stale]
+    if len(_verified) >= TOKEN_CACHE_SIZE:  # requests run on several threads: copy, then drop
+        entries = list(_verified.items())
+        for stale in [k for k, (until, _) in entries if until <= now] or [k for k, _ in entries]:
+            _verified.pop(stale, None)
     _verified[key] = (now + TOKEN_CACHE_SECONDS, principal)
     return principal
 
