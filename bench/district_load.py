@@ -48,12 +48,14 @@ def ensure_pg_database(url: str) -> None:
 
 
 def renice_forever(pids: Callable[[], list[int]], stop: threading.Event) -> None:
-    """Keep the PostgreSQL backends of the load at the lowest priority (new ones appear per batch
-    connection)."""
+    """Keep the PostgreSQL backends of the load at the loader's own priority (new ones appear per
+    connection). Following the loader lets an operator ``renice`` a running load back to normal
+    when the machine falls quiet."""
     while not stop.wait(2.0):
+        level = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's, not ours
         for pid in pids():
             with contextlib.suppress(OSError):  # the backend ended between listing and renicing
-                os.setpriority(os.PRIO_PROCESS, pid, 19)
+                os.setpriority(os.PRIO_PROCESS, pid, level)
 
 
 def peak_rss_mb(pid: int) -> float:
