@@ -13,6 +13,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "yilian"
 STORE_LAYER = (
     "fhir/store.py",
+    "fhir/indexdiff.py",  # the store's update path: rewrites only the index rows that changed
     "fhir/service.py",  # compartment queries of $everything
     "fhir/search/",
     "fhir/bulk/",

@@ -23,6 +23,10 @@ from yilian.fhir import systems
 from yilian.fhir.compartment import patients_of
 from yilian.fhir.errors import invalid
 from yilian.fhir.models import ResourceRow
+
+# arch: store-access — the desk's queue orders Task keys over the index tables with the caller's
+# access restriction (the store guard's own ``search_clause``) in the same statement, then reads
+# the page's Tasks by key and records them with ``store.audit``: the audit choke point is kept.
 from yilian.fhir.search.params import parse_search
 from yilian.fhir.search.sql import filter_clause, match_query, order_by
 from yilian.fhir.service import FhirService
