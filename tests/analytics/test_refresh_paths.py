@@ -18,6 +18,7 @@ from yilian.analytics import viewstore
 from yilian.analytics.catalog import core_views
 from yilian.analytics.compiler import compile_view
 from yilian.analytics.engines import DuckDBEngine
+from yilian.analytics.query import open_views
 from yilian.analytics.refresh import refresh
 from yilian.fhir import systems
 from yilian.synth.generator import DistrictGenerator, SynthConfig
@@ -162,3 +163,16 @@ def test_delta_parts_are_compacted(
     rows = {r["id"]: r["gender"] for r in viewstore.read_view(out, "patients").to_pylist()}
     assert len(rows) == len(patients)
     assert [rows[p["id"]] for p in patients[1:5]] == ["other", "unknown", "unknown", "unknown"]
+
+
+def test_the_query_api_reads_incremental_changes(
+    district: dict[str, list[Resource]], tmp_path: Path
+) -> None:
+    out = tmp_path / "views"
+    refresh(DuckDBEngine(), _write(tmp_path / "before", district), out)
+    patient = district["Patient"][0]
+    changed = {"Patient": [{**patient, "gender": "other"}]}
+    refresh(DuckDBEngine(), _write(tmp_path / "since", changed), out, incremental=True)
+    assert viewstore.deltas(out, "patients")
+    sql = f"SELECT gender FROM patients WHERE id = '{patient['id']}'"
+    assert open_views(out).query(sql).to_pylist() == [{"gender": "other"}]

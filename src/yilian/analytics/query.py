@@ -2,9 +2,9 @@
 
 Two ways to have the views as tables:
 
-- ``open_views(directory)`` — the Parquet files a refresh wrote (``yilian views refresh``): every
-  ``<view>.parquet`` is a table named after it. The city-scale path: the refresh does the work
-  once, queries read columns.
+- ``open_views(directory)`` — what a refresh wrote (``yilian views refresh``): every view is a
+  table named after it, its incremental delta parts merged on read (``viewstore``). The
+  city-scale path: the refresh does the work once, queries read columns.
 - ``views_over(resources, names)`` — compute the named core views (and each derived table whose
   inputs are among them) from FHIR resources in memory. For live figures over a small selection
   of resources (e.g. a district's referrals), with the same view definitions and SQL.
@@ -28,11 +28,10 @@ __all__ = ["open_views", "view_sql", "views_over"]
 
 
 def open_views(directory: Path) -> DuckDBEngine:
-    """A DuckDB engine with each ``directory/<view>.parquet`` as the table ``<view>``."""
+    """A DuckDB engine with every view a refresh wrote to ``directory`` as a table, current rows
+    only: reading the base Parquet files alone would miss what incremental refreshes changed."""
     engine = DuckDBEngine()
-    for path in sorted(directory.glob("*.parquet")):
-        location = path.as_posix().replace("'", "''")
-        engine.execute(f"CREATE VIEW \"{path.stem}\" AS SELECT * FROM read_parquet('{location}')")
+    engine.attach_views(directory)
     return engine
 
 
