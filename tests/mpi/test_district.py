@@ -31,9 +31,10 @@ def test_links_duplicates_and_not_family(district_dir: Path) -> None:
     assert result.quality.f1 >= 0.98
     assert result.family_pairs > 1000
     assert result.family_false_link_rate < 0.002
-    # Siblings carry the household's surname (synth A9) and share its address: such pairs reach
-    # the review band (6 % of the records at this seed), never an automatic link.
-    assert result.review_records < 0.08 * len(district.records)
+    # Siblings carry the household's surname (synth A9) and share its address; differing in both
+    # given name and birth date keeps them apart (separate_when_all) — 6 % of the records sat in
+    # the review band at this seed before that rule.
+    assert result.review_records < 0.03 * len(district.records)
 
 
 def test_patient_row_reads_the_fhir_fields() -> None:

@@ -92,11 +92,11 @@ def test_the_same_valid_resident_id_is_certain_whatever_the_names(runtime: Runti
     assert links(read(runtime, second)) == [f"Patient/{first}"]
 
 
-def test_a_household_member_goes_to_review_not_to_a_link(runtime: Runtime) -> None:
-    """Same surname, phone and address, a different given name and birth date: the cap of the
-    model (docs/mpi.md step 4) keeps the pair in the review band."""
+def test_a_twin_goes_to_review_not_to_a_link(runtime: Runtime) -> None:
+    """Same surname, phone, address and birth date, a different given name: the cap of the model
+    (docs/mpi.md step 4) keeps the pair in the review band."""
     first, _ = write(runtime, person("陈秀英"))
-    second, note = write(runtime, person("陈建国", birth="1975-03-08", gender="male"))
+    second, note = write(runtime, person("陈建国", gender="male"))
     assert note.startswith("review;") and note.endswith("review=1")
     assert "link" not in read(runtime, second)
     with runtime.transaction(CTX) as service:
@@ -104,6 +104,17 @@ def test_a_household_member_goes_to_review_not_to_a_link(runtime: Runtime) -> No
         assert {item.patient_a, item.patient_b} == {first, second}
         assert item.source == "realtime" and 0.05 <= item.probability < 0.95
         assert [c["name"] for c in item.comparisons][:2] == ["surname", "given"]
+
+
+def test_a_sibling_or_parent_is_kept_apart(runtime: Runtime) -> None:
+    """Same surname, phone and address, but a different given name AND birth date: a household
+    member, not a mistyped registration — separate, nothing queued (``separate_when_all``)."""
+    write(runtime, person("陈秀英"))
+    second, note = write(runtime, person("陈建国", birth="1975-03-08", gender="male"))
+    assert note.startswith("separate;") and note.endswith("review=0")
+    assert "link" not in read(runtime, second)
+    with runtime.transaction(CTX) as service:
+        assert list_items(service.session) == []
 
 
 def test_a_stranger_is_separate_and_nothing_is_queued(runtime: Runtime) -> None:

@@ -224,4 +224,8 @@ def chinese_spec() -> ModelSpec:
         # Twins and siblings agree on everything a household shares; their given names, birth
         # dates and ID numbers are what differ (docs/mpi.md "How a pair is scored", step 4).
         review_at_most=(("given", 4), ("birth_date", 5), ("resident_id", 4)),
+        # A different given name AND a different birth date in one household is a sibling or a
+        # parent, not a mistyped registration (typos leave one of the two close): kept apart
+        # instead of filling the steward's queue with families.
+        separate_when_all=(("given", 4), ("birth_date", 5)),
     )

@@ -47,6 +47,10 @@ LOWER_THRESHOLD = 0.05
 # weight is overstated. A pair at a ``review_at_most`` level is capped at this weight (match
 # probability 1/3): a steward decides, the matcher never links it alone.
 REVIEW_AT_MOST_WEIGHT = -1.0
+# A pair at all the levels of a ``separate_when_all`` rule is capped below the lower threshold:
+# evidence the model cannot weigh (a sibling shares surname, address and phone but neither given
+# name nor birth date) and that would otherwise fill the review queue with families.
+SEPARATE_WEIGHT = math.log2(LOWER_THRESHOLD / (1.0 - LOWER_THRESHOLD)) - 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class ModelSpec:
     # (comparison name, level) pairs that may send a pair to review but never auto-link it; see
     # ``REVIEW_AT_MOST_WEIGHT``.
     review_at_most: tuple[tuple[str, int], ...] = ()
+    # (comparison name, level) pairs that, all together, keep a pair separate; see
+    # ``SEPARATE_WEIGHT``.
+    separate_when_all: tuple[tuple[str, int], ...] = ()
     max_block: int = 1000
 
 
@@ -238,6 +245,11 @@ class Matcher:
         for name, level in self.spec.review_at_most:
             capped = gamma[:, names.index(name)] == level
             weight[capped] = np.minimum(weight[capped], REVIEW_AT_MOST_WEIGHT)
+        if self.spec.separate_when_all:
+            apart = np.ones(len(i), dtype=bool)
+            for name, level in self.spec.separate_when_all:
+                apart &= gamma[:, names.index(name)] == level
+            weight[apart] = np.minimum(weight[apart], SEPARATE_WEIGHT)
         if self.spec.certain is not None:
             weight[self.spec.certain(records, i, j)] = np.inf
         return Scored(i, j, gamma, weight)
