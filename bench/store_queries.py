@@ -239,8 +239,8 @@ class Backend:
     engine: Engine
 
 
-def pg_backend(total: int, rebuild: bool) -> tuple[Backend, bool]:
-    name = f"yilian_bench_store_{total}"
+def pg_backend(total: int, rebuild: bool, tag: str = "") -> tuple[Backend, bool]:
+    name = f"yilian_bench_{tag}_store_{total}" if tag else f"yilian_bench_store_{total}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
@@ -256,8 +256,9 @@ def pg_backend(total: int, rebuild: bool) -> tuple[Backend, bool]:
     return Backend("postgresql", url, engine), not present or count(engine) != total
 
 
-def sqlite_backend(total: int, rebuild: bool) -> tuple[Backend, bool]:
-    path = ROOT / "out" / f"store_{total}.sqlite"
+def sqlite_backend(total: int, rebuild: bool, tag: str = "") -> tuple[Backend, bool]:
+    path = ROOT / "out" / (f"{tag}_store_{total}.sqlite" if tag else f"store_{total}.sqlite")
+    path.parent.mkdir(parents=True, exist_ok=True)
     if rebuild:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -601,14 +602,25 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="diagnose every query once")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="name the databases yilian_bench_TAG_store_N / out/TAG_store_N.sqlite",
+    )
     args = parser.parse_args()
+    if args.tag and not args.tag.replace("_", "").isalnum():
+        parser.error(f"--tag {args.tag!r}: letters, digits and _ only (it names a database)")
     if args.serve:
         serve(args.serve, args.port)
         return
     console = Console(width=150)
     console.print(machine())
     makers = {"postgresql": pg_backend, "sqlite": sqlite_backend}
-    chosen = [makers[name](args.resources, args.rebuild) for name in args.backends.split(",")]
+    names = args.backends.split(",")
+    unknown = [name for name in names if name not in makers]
+    if unknown:
+        parser.error(f"--backends: unknown {unknown}; choose from {sorted(makers)}")
+    chosen = [makers[name](args.resources, args.rebuild, args.tag) for name in names]
     to_build = [backend for backend, stale in chosen if stale]
     if to_build:
         console.log(f"building {[b.name for b in to_build]} with {args.resources:,} resources")
