@@ -152,3 +152,26 @@ def test_large_index_batches_store_every_value_exactly(engine: Engine) -> None:
         ).all()
         assert sorted(t for t, _ in got_refs) == sorted(r["target_id"] for r in refs)
         assert all(url is None for _, url in got_refs)
+
+
+def test_a_link_written_only_on_the_other_side_still_joins_the_person(
+    client: FhirClient,
+) -> None:
+    """ADR 0018: ``$everything`` looks links up only when the patient has one or a Patient of
+    its compartment links to it; a registration that names this one (and is not named back)
+    is found through the compartment, so its record is still part of the answer."""
+    alone = client.post("/fhir/Patient", json=patient()).json()["id"]
+    other = client.post(
+        "/fhir/Patient",
+        json=patient(link=[{"other": {"reference": f"Patient/{alone}"}, "type": "seealso"}]),
+    ).json()["id"]
+    theirs = client.post(
+        "/fhir/Observation", json=observation(subject={"reference": f"Patient/{other}"})
+    ).json()["id"]
+    bundle = client.get(f"/fhir/Patient/{alone}/$everything").json()
+    found = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+    assert found == {f"Patient/{alone}", f"Patient/{other}", f"Observation/{theirs}"}
+    assert bundle["entry"][0]["resource"]["id"] == alone
+    unlinked = client.post("/fhir/Patient", json=patient(given="小红")).json()["id"]
+    single = client.get(f"/fhir/Patient/{unlinked}/$everything").json()
+    assert [e["resource"]["id"] for e in single["entry"]] == [unlinked]

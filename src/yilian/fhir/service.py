@@ -191,9 +191,16 @@ class FhirService:
         self.store.flush()
         patient = self.store.read("Patient", patient_id, audit=False)
         # The whole person: every registration linked to this one (Patient.link, docs/mpi.md
-        # "Persons and links"), each with its own compartment.
-        person = linked_ids(self.session, [patient_id]) - {patient_id}
-        members, included = self.compartment([patient_id, *sorted(person)])
+        # "Persons and links"), each with its own compartment. Most patients have no link; the
+        # compartment tells without a look-up of its own (ADR 0018): a Patient linking *to*
+        # this one is a member (R4's compartment has Patient through ``link``), and the
+        # patient's own links are in its content (the index holds exactly what the content has).
+        members, included = self.compartment([patient_id])
+        person: set[str] = set()
+        if patient.get("link") or any(r.res_type == "Patient" for r in members):
+            person = linked_ids(self.session, [patient_id]) - {patient_id}
+            if person:
+                members, included = self.compartment([patient_id, *sorted(person)])
         registrations = [
             r.content
             for r in (*members, *included)
