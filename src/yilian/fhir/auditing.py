@@ -65,8 +65,10 @@ class AuditBuffer:
         store = ResourceStore(session, StoreOptions(validate=False, audit=None))
         for event in events:
             # ``audit-<seq>``: the chain's sequence is unique under its lock, so the id is new
-            # and the store skips the existence check and the savepoint (ADR 0013).
-            store.create(event, res_id=event["id"], fresh_id=True)
+            # and the store skips the existence check and the savepoint (ADR 0013). Its version
+            # row shares the resource row's content: a $everything's AuditEvent is ~170 KB and
+            # was written twice (ADR 0018).
+            store.create(event, res_id=event["id"], fresh_id=True, shared_content=True)
         store.flush()
 
     def _merged(self) -> Access:

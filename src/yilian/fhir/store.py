@@ -32,6 +32,11 @@ from yilian.fhir.validation import validate_resource
 from yilian.fhir.validation.identity import mark_unverified_resident_ids
 
 ID_MAX_LENGTH = 64
+# Types whose version rows may share the current row's content instead of holding a copy
+# (``create(shared_content=True)``): the AuditEvents the audit chain projects into the store,
+# ~170 KB for a ``$everything`` and never changed by yilian (ADR 0018). Their version rows are
+# given a copy of the content before the resource changes (``_unshare``).
+SHARED_CONTENT_TYPES = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True)
@@ -202,11 +207,14 @@ class ResourceStore:
         ).scalar_one_or_none()
         if row is None:
             raise not_found(f"{res_type}/{res_id} has no version {version_id}")
-        if row.deleted or row.content is None:
+        if row.deleted:
             raise gone(f"{res_type}/{res_id} version {version_id} is a deletion")
+        content = row.content
+        if content is None:  # a version that shares the current row's content
+            content = self._shared_contents({row.resource_pk: version_id})[row.resource_pk]
         ref = f"{res_type}/{res_id}/_history/{version_id}"
-        self.audit(Access("vread", (ref,), _patients(row.content)))
-        return row.content
+        self.audit(Access("vread", (ref,), _patients(content)))
+        return content
 
     def history(
         self,
@@ -234,13 +242,27 @@ class ResourceStore:
         ).scalar_one()
         if res_type and res_id and total == 0:
             raise not_found(f"{res_type}/{res_id} is not known")
-        rows = self.session.execute(
-            query.order_by(ResourceVersionRow.last_updated.desc(), ResourceVersionRow.pk.desc())
-            .limit(count)
-            .offset(offset)
-        ).scalars()
+        rows = (
+            self.session.execute(
+                query.order_by(ResourceVersionRow.last_updated.desc(), ResourceVersionRow.pk.desc())
+                .limit(count)
+                .offset(offset)
+            )
+            .scalars()
+            .all()
+        )
+        shared = self._shared_contents(
+            {r.resource_pk: r.version_id for r in rows if r.content is None and not r.deleted}
+        )
         entries = [
-            HistoryEntry(r.res_type, r.res_id, r.version_id, r.last_updated, r.method, r.content)
+            HistoryEntry(
+                r.res_type,
+                r.res_id,
+                r.version_id,
+                r.last_updated,
+                r.method,
+                shared[r.resource_pk] if r.content is None and not r.deleted else r.content,
+            )
             for r in rows
         ]
         scope = "/".join(p for p in (res_type, res_id) if p) or "system"
@@ -252,19 +274,32 @@ class ResourceStore:
     # ---------------------------------------------------------------- writes
 
     def create(
-        self, resource: dict[str, Any], *, res_id: str | None = None, fresh_id: bool = False
+        self,
+        resource: dict[str, Any],
+        *,
+        res_id: str | None = None,
+        fresh_id: bool = False,
+        shared_content: bool = False,
     ) -> WriteResult:
-        """Create with a server-assigned id, or ``res_id`` (``fresh_id``: one from ``new_id``)."""
+        """Create with a server-assigned id, or ``res_id`` (``fresh_id``: one from ``new_id``).
+
+        ``shared_content`` (types of ``SHARED_CONTENT_TYPES``): the version row holds no copy of
+        the content; vread and history read the current row's until the resource changes.
+        """
         self._check(resource, None)
         res_type = resource["resourceType"]
+        if shared_content and res_type not in SHARED_CONTENT_TYPES:
+            raise ValueError(f"{res_type} versions cannot share content ({SHARED_CONTENT_TYPES})")
         if res_id is None:  # assigned before the hooks run, so they know what is being written
             res_id, fresh_id = new_id(), True
         self._run_hooks(res_type, res_id, resource, None)
         if fresh_id:  # a fresh UUID cannot collide: no lookup, no savepoint
-            return self._write_new(resource, res_type, res_id, method="POST", fresh=True)
+            return self._write_new(
+                resource, res_type, res_id, method="POST", fresh=True, shared=shared_content
+            )
         if self._current(res_type, res_id) is not None:
             raise conflict(f"{res_type}/{res_id} already exists", rule="unique-id")
-        return self._write_new(resource, res_type, res_id, method="POST")
+        return self._write_new(resource, res_type, res_id, method="POST", shared=shared_content)
 
     def update(
         self,
@@ -312,6 +347,7 @@ class ResourceStore:
             )
         self._run_hooks(res_type, res_id, {"resourceType": res_type, "id": res_id}, row.content,
                         deleted=True)  # fmt: skip
+        self._unshare(row)
         now = self.options.clock()
         version = row.version_id + 1
         self._buffer.reindex(row.pk, row.content, None)
@@ -394,6 +430,7 @@ class ResourceStore:
         *,
         method: str,
         fresh: bool = False,
+        shared: bool = False,
     ) -> WriteResult:
         if len(res_id) > ID_MAX_LENGTH:
             raise invalid(
@@ -424,7 +461,7 @@ class ResourceStore:
                     f"{res_type}/{res_id} was created concurrently by another request",
                     rule="unique-id",
                 ) from exc
-        self._append_version(pk, res_type, res_id, 1, now, method, stored)
+        self._append_version(pk, res_type, res_id, 1, now, method, stored, shared=shared)
         self._buffer.reindex(pk, None, stored)
         self.audit(Access("create", (f"{res_type}/{res_id}/_history/1",), _patients(stored)))
         return WriteResult(stored, created=True, version_id=1, last_updated=now)
@@ -437,6 +474,7 @@ class ResourceStore:
         stored = self._stamp(resource, row.res_id, version, now)
         # Before the UPDATE: it synchronises the session's copy of the row to the new content.
         self._buffer.reindex(row.pk, None if row.deleted else row.content, stored)
+        self._unshare(row)
         self.session.execute(
             update(ResourceRow)
             .where(ResourceRow.pk == row.pk)
@@ -457,6 +495,8 @@ class ResourceStore:
         now: datetime,
         method: str,
         stored: dict[str, Any] | None,
+        *,
+        shared: bool = False,
     ) -> None:
         self._buffer.versions.append(
             {
@@ -467,8 +507,52 @@ class ResourceStore:
                 "last_updated": now,
                 "method": method,
                 "deleted": stored is None,
-                "content": stored,
+                "content": None if shared else stored,
             }
+        )
+
+    def _shared_contents(self, versions: dict[int, int]) -> dict[int, dict[str, Any]]:
+        """The content of versions that share the current row's (resource pk -> version id).
+
+        ``_unshare`` gives a version row its own copy before the resource changes, so the
+        current row is at that version; anything else is a broken store, said as such.
+        """
+        if not versions:
+            return {}
+        rows = self.session.execute(
+            select(ResourceRow.pk, ResourceRow.version_id, ResourceRow.content).where(
+                ResourceRow.pk.in_(sorted(versions))
+            )
+        ).all()
+        found = {pk: content for pk, version, content in rows if versions.get(pk) == version}
+        missing = sorted(set(versions) - set(found))
+        if missing:
+            raise RuntimeError(
+                f"version rows of resources {missing} share content the current rows no longer "
+                "hold (fhir_resource_version.content is null for a live version)"
+            )
+        return found
+
+    def _unshare(self, row: ResourceRow) -> None:
+        """Before ``row`` changes: its current version's row gets its own copy of the content
+        if it shares the current row's (``create(shared_content=True)``). Unconditionally for
+        a stored row (a JSON column's null is not SQL NULL on either database, so the test is
+        not worth a statement; the copy equals the content): rare, yilian never changes them."""
+        if row.res_type not in SHARED_CONTENT_TYPES or row.deleted:
+            return
+        for pending in self._buffer.versions:  # written in this unit, not flushed yet
+            if pending["resource_pk"] == row.pk and pending["version_id"] == row.version_id:
+                if pending["content"] is None and not pending["deleted"]:
+                    pending["content"] = row.content
+                return
+        self.session.execute(
+            update(ResourceVersionRow)
+            .where(
+                ResourceVersionRow.resource_pk == row.pk,
+                ResourceVersionRow.version_id == row.version_id,
+                ResourceVersionRow.deleted.is_(False),
+            )
+            .values(content=row.content)
         )
 
 
