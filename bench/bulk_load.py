@@ -187,8 +187,8 @@ def pg_backends(url: str) -> Callable[[], list[int]]:
     return pids
 
 
-def fresh_pg() -> tuple[str, str]:
-    name = f"yilian_bench_{uuid.uuid4().hex[:8]}"
+def fresh_pg(prefix: str = "yilian_bench") -> tuple[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -221,7 +221,11 @@ def show(
     name: str, loaded: int, rejected: int, seconds: float, cpu: dict[str, float], cores: int
 ) -> None:
     total = sum(cpu.values())
-    parts = ", ".join(f"{group} {value:.1f}" for group, value in cpu.items() if value)
+    parts = ", ".join(
+        f"{group} {value:.1f} s = {value / loaded * 1000:.3f} ms"
+        for group, value in cpu.items()
+        if value
+    )
     print(
         f"{name}: {loaded} loaded, {rejected} rejected, {seconds:.1f} s wall, "
         f"{loaded / seconds:,.0f} resources/s wall"
@@ -260,6 +264,10 @@ def raw_copy(url: str, path: Path) -> tuple[float, float]:
         return seconds, sum(meter.seconds().values())
 
 
+def _loadavg() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--resources", type=int, default=60000)
@@ -268,18 +276,33 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-postgresql", action="store_true")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        help="load this NDJSON file (e.g. one kept from an earlier run) instead of generating one",
+    )
+    parser.add_argument(
+        "--db-prefix", default="yilian_bench", help="name prefix of the fresh PostgreSQL database"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{args.source}.ndjson"
-        make = district if args.source == "district" else replicate
-        count = make(args.resources, path)
+        if args.input is not None:
+            if not args.input.is_file():
+                parser.error(f"--input {args.input}: no such file")
+            path = args.input
+            with path.open("rb") as handle:
+                count = sum(1 for line in handle if line.strip())
+        else:
+            path = Path(tmp) / f"{args.source}.ndjson"
+            make = district if args.source == "district" else replicate
+            count = make(args.resources, path)
         size = path.stat().st_size / 1e6
         print(
             f"{count} {args.source} resources, {size:.0f} MB NDJSON, validation on, "
-            f"{args.workers} workers; load average before: {os.getloadavg()[0]:.1f}"
+            f"{args.workers} workers; load average before: {_loadavg()}"
         )
         if not args.skip_postgresql:
-            url, name = fresh_pg()
+            url, name = fresh_pg(args.db_prefix)
             try:
                 loaded, rejected, seconds, cpu = load(url, path, args.workers)
                 show("postgresql", loaded, rejected, seconds, cpu, args.cores)
@@ -300,7 +323,7 @@ def main() -> None:
                 f"sqlite:///{tmp}/bench.sqlite", path, args.workers
             )
             show("sqlite", loaded, rejected, seconds, cpu, args.cores)
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        print(f"load average after: {_loadavg()}")
 
 
 if __name__ == "__main__":
