@@ -257,13 +257,17 @@ def test_break_glass_opens_one_patient_loudly(
     assert all("unconscious patient" in r["reason"] for r in rows)
 
 
+@pytest.mark.parametrize("array_limit", [20_000, 1])
 def test_large_visible_sets_stay_a_sub_select(
-    clients: Clients, monkeypatch: pytest.MonkeyPatch
+    clients: Clients, monkeypatch: pytest.MonkeyPatch, array_limit: int
 ) -> None:
-    """Past MATERIALISE_LIMIT the visible patients are not inlined: same answers."""
+    """Past MATERIALISE_LIMIT the visible patients are not inlined as a literal list: one array
+    parameter on PostgreSQL up to ARRAY_LIMIT, a sub-select past it (and on SQLite): same
+    answers."""
     from yilian.auth import policy
 
     monkeypatch.setattr(policy, "MATERIALISE_LIMIT", 1)
+    monkeypatch.setattr(policy, "ARRAY_LIMIT", array_limit)
     doctor = clients["doctor"]
     assert ids(doctor.get("/fhir/Patient").json()) == {"Patient/p1", "Patient/p6"}
     assert doctor.get("/fhir/Observation?_summary=count").json()["total"] == 2

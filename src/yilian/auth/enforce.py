@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -154,7 +155,9 @@ class RequestGuard:
         if not decision:
             raise self._refuse(decision, (), (), "history", query=f"{res_type or ''}/_history")
 
-    def search_clause(self, resource: Any) -> ColumnElement[bool] | None:
+    def search_clause(
+        self, resource: Any, types: Collection[str] | None = None
+    ) -> ColumnElement[bool] | None:
         if self.principal.break_glass and self.break_glass_patient is None:
             raise FhirError(
                 400,
@@ -168,7 +171,11 @@ class RequestGuard:
                 ],
             )
         return policy.search_clause(
-            self.principal, resource, extra=self._extra, ids_list=self._visible_list()
+            self.principal,
+            resource,
+            extra=self._extra,
+            ids_list=self._visible_list(),
+            types=types,
         )
 
     def bind(self, session: Session) -> None:

@@ -16,15 +16,20 @@ restricted inside the database and paging and counts stay right.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     CompoundSelect,
     Select,
+    String,
     and_,
+    any_,
+    bindparam,
     exists,
     false,
     literal,
@@ -325,19 +330,29 @@ def _patient_reason(principal: Principal, patient: str) -> str:
 # (a family doctor's panel is ~1,000 at scale 1.0); more (a big hospital's specialists) stay a
 # sub-select evaluated inside each query.
 MATERIALISE_LIMIT = 2000
+# On PostgreSQL a longer list, up to this many, is still used: as one array parameter
+# (``= ANY(…)``), not a literal list. Finding the list too long had already computed it, and the
+# statement then computed it again as a sub-select: a third of the referral queue of a hospital
+# with 3,000 referred patients (ADR 0020). Such a list is what the sub-select gives: the
+# linked-records step (up to MATERIALISE_LIMIT ids) is left out as it is there.
+ARRAY_LIMIT = 20_000
 
 
 def visible_ids(
     session: Session, principal: Principal, *, extra: str | None = None
 ) -> list[str] | None:
-    """The visible patient ids as a list when there are at most ``MATERIALISE_LIMIT``, else
-    None (and None for an admin, who sees everyone)."""
+    """The visible patient ids as a list when there are at most ``MATERIALISE_LIMIT`` (on
+    PostgreSQL ``ARRAY_LIMIT``), else None (and None for an admin, who sees everyone)."""
     visible = visible_patients(principal, extra=extra)
     if visible is None:
         return None
-    rows = session.execute(visible.limit(MATERIALISE_LIMIT + 1)).scalars().all()
-    if len(rows) > MATERIALISE_LIMIT:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    cap = ARRAY_LIMIT if postgres else MATERIALISE_LIMIT
+    rows = session.execute(visible.limit(cap + 1)).scalars().all()
+    if len(rows) > cap:
         return None
+    if len(rows) > MATERIALISE_LIMIT:
+        return sorted({str(r) for r in rows})
     found = {str(r) for r in rows}
     found |= linked_ids(session, found)  # rule linked-records (see may_read_patient)
     return sorted(found) if len(found) <= MATERIALISE_LIMIT else None
@@ -349,35 +364,52 @@ def search_clause(
     *,
     extra: str | None = None,
     ids_list: list[str] | None = None,
+    types: Collection[str] | None = None,
 ) -> ColumnElement[bool] | None:
     """The SQL condition on ``resource`` (an aliased ResourceRow) that keeps only what the
     principal may read; None = no restriction (admin with full scopes). ``ids_list`` is the
     principal's visible patients from ``visible_ids`` (same request), used instead of the
-    sub-select when given."""
+    sub-select when given. ``types``, when the statement can only return resources of those
+    types (e.g. a Task search), leaves out the rules of every other type: a Task is then tested
+    on its own patient reference (``Task.for``) instead of against every resource of every
+    visible patient — the same rows pass (ADR 0020)."""
     visible = visible_patients(principal, extra=extra)
     parts: list[ColumnElement[bool]] = []
     readable = _readable_types(principal)
     if visible is None and readable is None:
         return None
+    wanted = None if types is None else frozenset(types)
 
-    def typed(types: frozenset[str]) -> frozenset[str]:
-        return types if readable is None else types & readable
+    def typed(kinds: frozenset[str]) -> frozenset[str]:
+        kinds = kinds if readable is None else kinds & readable
+        return kinds if wanted is None else kinds & wanted
 
     if principal.role is Role.ADMIN:
-        only: ColumnElement[bool] = resource.res_type.in_(sorted(readable or ()))
+        only: ColumnElement[bool] = resource.res_type.in_(sorted(typed(readable or frozenset())))
         return only
-    parts.append(resource.res_type.in_(sorted(typed(DIRECTORY_TYPES))))
+    directory = typed(DIRECTORY_TYPES)
+    if directory or wanted is None:
+        parts.append(resource.res_type.in_(sorted(directory)))
     if principal.role is Role.STEWARD and "Patient" in typed(frozenset({"Patient"})):
         parts.append(resource.res_type == "Patient")  # rule steward-registrations
     if principal.is_clinician:
-        other = _other_types() if readable is None else _other_types() & readable
-        parts.append(resource.res_type.in_(sorted(other)))
+        other = typed(_other_types())
+        if other or wanted is None:
+            parts.append(resource.res_type.in_(sorted(other)))
     if principal.role in (Role.RESIDENT, *CLINICIANS) or extra is not None:
         assert visible is not None
         ids: Any = ids_list if ids_list is not None else visible.scalar_subquery()
+        array = ids_list is not None and len(ids_list) > MATERIALISE_LIMIT
+        if array:
+            ids = bindparam("visible_ids", ids_list, type_=ARRAY(String))
+
+        def among(column: Any) -> ColumnElement[bool]:
+            found: ColumnElement[bool] = column == any_(ids) if array else column.in_(ids)
+            return found
+
         patient_types = typed(frozenset(patient_link_params()) | {"Patient"})
         if "Patient" in patient_types:
-            parts.append(and_(resource.res_type == "Patient", resource.res_id.in_(ids)))
+            parts.append(and_(resource.res_type == "Patient", among(resource.res_id)))
         pairs = [
             (t, p)
             for t, params in patient_link_params().items()
@@ -390,7 +422,7 @@ def search_clause(
             ref = _refs("visible", "any")
             owners = select(ref.resource_pk).where(
                 ref.target_type == "Patient",
-                ref.target_id.in_(ids),
+                among(ref.target_id),
                 sql_tuple(ref.res_type, ref.param).in_(pairs),
             )
             parts.append(resource.pk.in_(owners))

@@ -7,6 +7,7 @@ the store and search engine stay free of user and role concepts. Methods raise `
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement
@@ -33,7 +34,12 @@ class AccessGuard(Protocol):
 
     def check_history_across(self, res_type: str | None) -> None: ...
 
-    def search_clause(self, resource: Any) -> ColumnElement[bool] | None: ...
+    def search_clause(
+        self, resource: Any, types: Collection[str] | None = None
+    ) -> ColumnElement[bool] | None:
+        """The SQL condition that keeps the rows of ``resource`` the request may read; ``types``
+        are the resource types the statement can return, when it is known (None: any)."""
+        ...
 
     def bind(self, session: Session) -> None:
         """The session of the unit of work the guard now serves (for per-request caching)."""
