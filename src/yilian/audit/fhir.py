@@ -93,7 +93,8 @@ def indexed_part(event: dict[str, Any]) -> dict[str, Any]:
     if (
         event.get("action") not in RESULT_SET_ACTIONS
         or not isinstance(entities, list)
-        or not any(_has_role(e, ROLE_QUERY) for e in entities)
+        # from the end: ``to_audit_event`` puts the query last, after ~580 resources
+        or not any(_has_role(e, ROLE_QUERY) for e in reversed(entities))
     ):
         return event
     kept = [e for e in entities if not _has_role(e, ROLE_DOMAIN_RESOURCE)]

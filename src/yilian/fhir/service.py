@@ -11,7 +11,8 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import Row, ScalarSelect, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, String, any_, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from yilian.fhir import search as search_engine
@@ -245,7 +246,7 @@ class FhirService:
             # A resource naming a patient only through a non-compartment parameter (e.g.
             # Observation.focus) is not a member. One "Type:param" key per row: a row-value IN
             # became ~100 ORed conditions on PostgreSQL, ~19 ms for 1,000 rows.
-            .where((ReferenceIndex.res_type + ":" + ReferenceIndex.param).in_(_compartment_keys()))
+            .where(self._in_compartment_keys(ReferenceIndex.res_type + ":" + ReferenceIndex.param))
             .scalar_subquery()
         )
         found = self.session.execute(
@@ -254,6 +255,15 @@ class FhirService:
             .order_by(ResourceRow.res_type, ResourceRow.last_updated)
         )
         return list(found), self._referenced_rows(members)
+
+    def _in_compartment_keys(self, key: ColumnElement[str]) -> ColumnElement[bool]:
+        """``key`` is one of ``_compartment_keys()``. On PostgreSQL one array parameter: ~100
+        placeholders made both statements longer than psycopg's parse cache takes (4,096
+        characters), so the driver re-parsed them on every request (ADR 0018)."""
+        keys = _compartment_keys()
+        if self.session.get_bind().dialect.name == "postgresql":
+            return key == any_(literal(keys, ARRAY(String)))
+        return key.in_(keys)
 
     def _referenced_rows(self, members: ScalarSelect[Any]) -> list[_Doc]:
         """Current resources the members point at, members and patients left out: members
