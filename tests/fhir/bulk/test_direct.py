@@ -8,9 +8,10 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from tests.fhir.bulk.conftest import write_ndjson
 from yilian.audit.models import AuditEntryRow
@@ -18,6 +19,7 @@ from yilian.audit.verify import verify
 from yilian.db import unit_of_work
 from yilian.fhir.bulk.direct import ChunkOutcome, ChunkTask, load_chunk
 from yilian.fhir.bulk.importer import LoadAborted, Loader, LoadOptions
+from yilian.fhir.bulk.loader import BatchWriter
 from yilian.fhir.bulk.models import BulkFileRow
 from yilian.fhir.bulk.turns import Turns
 from yilian.fhir.models import ResourceRow, ResourceVersionRow, TokenIndex
@@ -135,3 +137,28 @@ def test_a_later_chunk_holding_an_earlier_chunks_row_yields(
         ).one()
         position = conn.execute(select(BulkFileRow.line)).scalar_one()
     assert (version, content["gender"], position) == (2, "female", 2)
+
+
+def test_chunks_commit_without_waiting_for_the_disk_and_the_setting_stays_in_the_chunk(
+    runtime: Runtime, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ADR 0017: a chunk's transaction runs with synchronous_commit off (SET LOCAL); the file's
+    # final "done" commit and every later transaction on the same connections wait as usual.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("workers write their own chunks on PostgreSQL only")
+    seen: list[str] = []
+    original = BatchWriter.write_audit
+
+    def spy(self: BatchWriter, result: Any, items: Any) -> None:
+        seen.append(str(self.session.execute(text("SHOW synchronous_commit")).scalar_one()))
+        original(self, result, items)
+
+    monkeypatch.setattr(BatchWriter, "write_audit", spy)
+    path = write_ndjson(tmp_path / "async.ndjson", [patient(i, "male") for i in range(25)])
+    options = LoadOptions(workers=0, batch_size=10)
+    report = Loader(runtime, RequestContext.system(), options).load([path])
+    assert report.loaded == 25
+    assert seen == ["off", "off", "off"]
+    with runtime.sessions() as session:  # the pool's connections are back to the default
+        assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+        assert session.execute(select(BulkFileRow.done)).scalar_one() is True

@@ -37,6 +37,12 @@ LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '2s'")
 # In turn only other clients can hold the audit chain's lock or the file's progress row (later
 # chunks take them in their own turn): wait as long as that takes.
 NO_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = 0")
+# A chunk's commit does not wait for its WAL to reach the disk
+# (https://www.postgresql.org/docs/current/wal-async-commit.html): a crash can lose only the last
+# commits, each whole (rows, audit entry and file position together), and a re-run loads those
+# chunks again. The load's final step (``Loader._finish``, marking the file done) commits
+# synchronously, which flushes every earlier commit first: a finished load is durable (ADR 0017).
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 # Conflicts with a concurrent chunk of the same load, settled by writing again in turn.
 _RETRIED = (
     psycopg.errors.LockNotAvailable,
@@ -141,6 +147,7 @@ def _write(
     for attempt in range(1, RETRIES + 1):
         session = sessions()
         try:
+            session.execute(ASYNC_COMMIT)
             if not in_turn:  # in turn, a lock is held by a later chunk (which yields) or a client
                 session.execute(LOCK_TIMEOUT)
             writer = BatchWriter(session, task.ctx, source=task.source)
