@@ -57,9 +57,10 @@ INDICATORS = {
                round(100.0 * count(c.id) / count(*), 1) AS coverage_pct
         FROM p LEFT JOIN contracts c ON c.patient = p.patient AND c.status = 'active'
         GROUP BY ALL ORDER BY subdistrict, age_band""",
-    # Visits (ambulatory encounters) by care-network tier per ISO week, local dates.
+    # Visits (ambulatory encounters) by care-network tier per ISO week, local dates
+    # (period_start_date: the typed local date viewstore adds beside each dateTime column).
     "visits by tier per week": """
-        SELECT date_trunc('week', CAST(left(e.period_start, 10) AS DATE)) AS week,
+        SELECT date_trunc('week', e.period_start_date) AS week,
                coalesce(o.tier, parent.tier) AS tier, count(*) AS visits
         FROM encounters e
         JOIN organizations o ON e.organization = 'Organization/' || o.id

@@ -15,7 +15,9 @@ run unchanged; they are recomputed from the base views after every refresh.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources as package_files
 from typing import Any
 
@@ -112,3 +114,39 @@ CONTRACTS = Derived(
 )
 
 DERIVED: tuple[Derived, ...] = (REFERRALS, CONTRACTS)
+
+
+def date_columns(table: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """The ``dateTime`` columns among ``columns`` of the view or derived table ``table``.
+
+    A view's are those whose ViewDefinition ``type`` is ``dateTime``; a derived table's are
+    its columns named like a ``dateTime`` column of one of its inputs (copied through
+    unchanged). The DuckDB copy of the views (viewstore.py) adds a typed ``DATE`` beside each,
+    so queries by day or week need no per-row cast.
+    """
+    views = _view_dates()
+    derived = {d.name: d for d in DERIVED}
+    if table in derived:
+        wanted = {c for i in derived[table].inputs for c in views.get(i, ())}
+    else:
+        wanted = set(views.get(table, ()))
+    return tuple(c for c in columns if c in wanted)
+
+
+@cache
+def _view_dates() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for name, view in core_views().items():
+        cols = [c for sel in _selects(view.get("select", [])) for c in sel.get("column", [])]
+        out[name] = tuple(str(c["name"]) for c in cols if c.get("type") == "dateTime")
+    return out
+
+
+def _selects(selects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every ``select`` element, nested ``select`` and ``unionAll`` branches included."""
+    found: list[dict[str, Any]] = []
+    for sel in selects:
+        found.append(sel)
+        found.extend(_selects(sel.get("select", [])))
+        found.extend(_selects(sel.get("unionAll", [])))
+    return found

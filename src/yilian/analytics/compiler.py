@@ -79,6 +79,9 @@ class Coll:
     sql: exp.Expr
     fhir_type: str | None = None
     r4: Field | None = None  # the R4 definition of the elements, when known (r4paths.py)
+    # The collection's only element (JSON, NULL when empty) when R4 says it has at most one:
+    # read as a singleton directly instead of taking the first of a one-element list.
+    single: exp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,13 @@ class _Compiler:
             if v.kind == kind or (v.kind in _STRING_KINDS and kind in _STRING_KINDS):
                 return v.sql
             return exp.cast(v.sql, sql_type(kind))
+        if v.single is not None:
+            r4 = v.r4
+            if kind == "string" and r4 is not None and r4.kind in (Kind.STRING, Kind.DATE):
+                text = self.d.single_string(v.single)
+                if text is not None:
+                    return text
+            return self.element_as(v.single, kind, r4)
         return self.element_as(self.d.first(v.sql), kind, v.r4)
 
     def child_string(self, e: exp.Expr, key: str) -> exp.Expr:
@@ -227,7 +237,8 @@ class _Compiler:
             found = walk(ctx.r4, names)
             sql = None if found is None else self.d.json_path_elements(ctx.this, found[0])
             if found is not None and sql is not None:
-                return Coll(sql, r4=found[1])
+                single = self.d.json_path_single(ctx.this, found[0])
+                return Coll(sql, r4=found[1], single=single)
         if node.base is None:
             return Coll(self.d.children(ctx.this, node.name))
         base = self.expr(node.base, ctx)

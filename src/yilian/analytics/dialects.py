@@ -110,6 +110,17 @@ class SqlDialect(Protocol):
         is array)``, from the R4 definition), or None if the engine has no JSON paths."""
         ...
 
+    def json_path_single(self, e: exp.Expr, steps: list[tuple[str, bool]]) -> exp.Expr | None:
+        """The one JSON element (or NULL) at a member chain below ``e`` without array steps, for
+        reading it as a singleton without building a collection; None if the chain has an
+        array step or the engine has no JSON paths."""
+        return None
+
+    def single_string(self, single: exp.Expr) -> exp.Expr | None:
+        """The text of a ``json_path_single`` element that is a JSON string in valid R4 (never
+        a number: no decimal-text marker to trim), read in one step; None if not supported."""
+        return None
+
     def text_as(self, text: exp.Expr, kind: str) -> exp.Expr:
         """A JSON primitive's text (from ``json_path_text``) as a value of column ``kind``."""
         ...
@@ -262,11 +273,28 @@ class DuckDBDialect:
                 _v=value,
                 _p=exp.Literal.string(path),
             )
+        single = self.json_path_single(e, steps)
+        assert single is not None  # no array step
+        return template("list_filter([_v], lambda jm: jm IS NOT NULL)", read="duckdb", _v=single)
+
+    def single_string(self, single: exp.Expr) -> exp.Expr | None:
+        if isinstance(single, exp.JSONExtract):
+            return exp.JSONExtractScalar(this=single.this, expression=single.expression)
+        if isinstance(single, exp.Anonymous) and str(single.this).lower() == "json_extract":
+            return exp.Anonymous(this="json_extract_string", expressions=single.expressions)
+        return None
+
+    def json_path_single(self, e: exp.Expr, steps: list[tuple[str, bool]]) -> exp.Expr | None:
+        if any(a for _, a in steps):
+            return None
+        (name, _), rest = steps[0], steps[1:]
+        value = template(f"json_extract(_e, '$.{name}')", read="duckdb", _e=e)
+        path = "".join(f".{n}" for n, _ in rest)
         if path:
             value = exp.Anonymous(
                 this="json_extract", expressions=[value, exp.Literal.string("$" + path)]
             )
-        return template("list_filter([_v], lambda jm: jm IS NOT NULL)", read="duckdb", _v=value)
+        return value
 
     def text_as(self, text: exp.Expr, kind: str) -> exp.Expr:
         sql = {
@@ -412,6 +440,12 @@ class SparkDialect:
         return None  # the generic VARIANT navigation is used (no wildcard paths in variant_get)
 
     def json_path_elements(self, e: exp.Expr, steps: list[tuple[str, bool]]) -> exp.Expr | None:
+        return None
+
+    def json_path_single(self, e: exp.Expr, steps: list[tuple[str, bool]]) -> exp.Expr | None:
+        return None
+
+    def single_string(self, single: exp.Expr) -> exp.Expr | None:
         return None
 
     def text_as(self, text: exp.Expr, kind: str) -> exp.Expr:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from yilian.analytics import viewstore
 from yilian.analytics.compiler import RESOURCE_TABLE, compile_view
@@ -63,6 +64,15 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def write_parquet(self, sql: str, path: Path) -> int:
+        """Run ``sql`` and write its rows to the Parquet file ``path``; return the row count.
+
+        Default: the result comes to Python as Arrow and pyarrow writes it (one thread).
+        """
+        table = self.query(sql)
+        pq.write_table(table, path)
+        return int(table.num_rows)
 
     @abstractmethod
     def execute(self, sql: str) -> None:
@@ -138,6 +148,20 @@ class DuckDBEngine(Engine):
 
     def register(self, name: str, table: pa.Table) -> None:
         self._con.register(name, table)
+
+    def write_parquet(self, sql: str, path: Path) -> int:
+        """DuckDB writes the file itself (``COPY … TO``): the query and the Parquet encoding run
+        on every thread, and no Arrow table is handed to Python. Row order is not kept (a view
+        is a set of rows), which lets DuckDB write row groups in parallel."""
+        target = "'" + str(path).replace("'", "''") + "'"
+        try:
+            self._con.execute("SET preserve_insertion_order = false")
+            rows = self._con.execute(f"COPY ({sql}) TO {target} (FORMAT parquet)").fetchall()
+        except Exception as exc:  # keep the engine's message
+            raise ViewExecutionError(f"duckdb: {exc}") from exc
+        finally:
+            self._con.execute("RESET preserve_insertion_order")
+        return int(rows[0][0])
 
     def attach_views(self, out: Path) -> list[str]:
         """Expose every materialised view in ``out`` (a refresh's output) as a SQL view."""

@@ -20,26 +20,27 @@ export and so drops them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from yilian.analytics import viewstore
 from yilian.analytics.catalog import DERIVED, Derived, core_views
 from yilian.analytics.compiler import CompiledView, compile_view
 from yilian.analytics.engines import Engine
+from yilian.analytics.viewdef import validate_view
 
 __all__ = ["RefreshSummary", "core_views", "deleted_keys", "files_by_type", "refresh"]
 
-STATE_FILE = "_refresh_state.json"
+STATE_FILE = viewstore.STATE_FILE
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,15 @@ def files_by_type(files: Sequence[Path], types: set[str]) -> dict[str, list[Path
     return out
 
 
-def _derive(engine: Engine, derived: Derived, out: Path) -> int:
-    """Recompute a derived table from its input views' Parquet files (small: one row per
-    referral or contract), on the same engine so its SQL runs unchanged on both."""
+def _derive(engine: Engine, derived: Derived, out: Path, db: viewstore.ViewDb) -> int:
+    """Recompute a derived table from its input views (small: one row per referral or
+    contract), on the same engine so its SQL runs unchanged on both; the inputs come from the
+    DuckDB copy (current rows, decoded once) rather than a merge of the Parquet parts."""
     for name in derived.inputs:
-        engine.register(name, viewstore.read_view(out, name))
+        engine.register(name, db.table(name))
     table = engine.query(derived.sql)
     viewstore.write_base(out, derived.name, table)
+    db.replace(derived.name)
     return int(table.num_rows)
 
 
@@ -113,6 +116,14 @@ def _changed_ids(engine: Engine, table: str, drop: pa.Array) -> pa.Array:
     return pa.concat_arrays([ids.cast(pa.string()), drop])
 
 
+def _without(engine: Engine, sql: str, drop: pa.Array) -> str:
+    """``sql`` minus the rows of the ``drop`` ids (deleted resources)."""
+    if not len(drop):
+        return sql
+    engine.register("_yilian_drop", pa.table({"id": drop}))
+    return f"SELECT * FROM ({sql}) _v WHERE _v.id NOT IN (SELECT id FROM _yilian_drop)"
+
+
 def _materialise(
     engine: Engine,
     compiled: CompiledView,
@@ -122,28 +133,89 @@ def _materialise(
     number: int,
     drop: pa.Array,
     changed: pa.Array,
-) -> int:
-    """Run one compiled view and store it: a new base file, or a delta part when merging.
-    Returns the view's row count (for a delta: the previous count adjusted)."""
-    fresh = engine.query(compiled.sql)
-    fresh = fresh.filter(pc.invert(pc.is_in(fresh["id"], value_set=drop)))
+) -> bool:
+    """Run one compiled view and store it: a new base file (written by the engine itself), or
+    a delta part when merging. Returns True when the view got a new base file."""
     if not (merge and viewstore.base_file(out, name).exists()):
-        viewstore.write_base(out, name, fresh)
-        return int(fresh.num_rows)
+        viewstore.clear_view_deltas(out, name)
+        engine.write_parquet(_without(engine, compiled.sql, drop), viewstore.base_file(out, name))
+        return True
+    fresh = engine.query(_without(engine, compiled.sql, drop))
     schema = pq.read_schema(viewstore.base_file(out, name))
     viewstore.append_delta(out, name, number, fresh.cast(schema), changed)
     if len(viewstore.deltas(out, name)) >= viewstore.COMPACT_AFTER:
         viewstore.compact(out, name)
-    return _count(out, name)
+        return True
+    return False
 
 
-def _count(out: Path, name: str) -> int:
-    con = duckdb.connect()
+COMPILED_FILE = "_compiled.json"
+# The modules whose code decides a view's SQL: a change to any of them invalidates the cache.
+_COMPILER_MODULES = (
+    "yilian.analytics.compiler",
+    "yilian.analytics.dialects",
+    "yilian.analytics.fhirpath",
+    "yilian.analytics.r4paths",
+    "yilian.analytics.viewdef",
+    "yilian.fhir.validation.schema",
+)
+
+
+def _compiler_fingerprint() -> str:
+    """A digest of the compiler's source files and SQLGlot's version."""
+    import importlib.metadata
+    import importlib.util
+
+    digest = hashlib.sha256(importlib.metadata.version("sqlglot").encode())
+    for module in _COMPILER_MODULES:
+        spec = importlib.util.find_spec(module)
+        origin = spec.origin if spec is not None else None
+        digest.update(Path(origin).read_bytes() if origin else module.encode())
+    return digest.hexdigest()
+
+
+def compiled_views(dialect: str, table: str, out: Path) -> dict[str, CompiledView]:
+    """The core views compiled for ``dialect`` over ``table``, cached in ``OUT/_compiled.json``.
+
+    Compiling the views costs ≈ 1 s of CPU (SQLGlot, the R4 structure tables), paid by every
+    refresh; an incremental one after 1 % of changes is a few seconds in all. The cache key is
+    the view JSON, the dialect, the table and the compiler's fingerprint (its source files and
+    SQLGlot's version), so an edited view or compiler never reuses stale SQL. The views are
+    still validated on every run (cheap).
+    """
+    views = core_views()
+    path = out / COMPILED_FILE
     try:
-        row = con.execute(f"SELECT count(*) FROM ({viewstore.merged_sql(out, name)})").fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
+        cache = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    fingerprint = _compiler_fingerprint()
+    compiled: dict[str, CompiledView] = {}
+    dirty = False
+    for name, view in views.items():
+        text = json.dumps([fingerprint, dialect, table, view], sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()
+        hit = cache.get(name)
+        if isinstance(hit, dict) and hit.get("key") == key:
+            columns = tuple((str(n), str(k), bool(c)) for n, k, c in hit["columns"])
+            compiled[name] = CompiledView(
+                str(hit["sql"]), columns, validate_view(view), bool(hit["reads_number_text"])
+            )
+            continue
+        fresh = compile_view(view, dialect, table=table)
+        compiled[name] = fresh
+        cache[name] = {
+            "key": key,
+            "sql": fresh.sql,
+            "columns": [list(c) for c in fresh.columns],
+            "reads_number_text": fresh.reads_number_text,
+        }
+        dirty = True
+    if dirty:
+        path.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+    return compiled
 
 
 # FHIR instant (http://hl7.org/fhir/R4/datatypes.html#instant); the watermark is inlined in SQL.
@@ -194,17 +266,18 @@ def refresh(
     merge = incremental and state is not None
     watermark = state.get("watermark") if merge and state is not None else None
     number = int(state.get("refresh", 0)) + 1 if merge and state is not None else 0
+    previous = state.get("generation") if merge and state is not None else None
     if not merge:
         viewstore.clear_deltas(out)
     # Only resources changed since the last refresh go through the views.
     table_name = "fhir_changed" if watermark is not None else "fhir_resources"
-    views = {n: compile_view(v, engine.dialect, table=table_name) for n, v in core_views().items()}
+    views = compiled_views(engine.dialect, table_name, out)
     types = sorted({c.view.resource for c in views.values()})
     by_type = files_by_type(files, set(types))
     gone = deleted_keys(deleted)
-    rows: dict[str, int] = {}
     loaded = 0
     marks: list[str] = []
+    rebuilt: set[str] = set()
     # One resource type at a time: the engine holds one type's resources (bounded memory at
     # city scale: the largest type, not the whole export), and each view reads only its type.
     for rtype in types:
@@ -229,14 +302,30 @@ def refresh(
         for name, compiled in own.items():
             if on_view is not None:
                 on_view(name)
-            rows[name] = _materialise(engine, compiled, out, name, merge, number, drop, changed)
-    for derived in DERIVED:
-        if on_view is not None:
-            on_view(derived.name)
-        rows[derived.name] = _derive(engine, derived, out)
+            if _materialise(engine, compiled, out, name, merge, number, drop, changed):
+                rebuilt.add(name)
+    engine.load_resources([])  # free the last type's resources
+    # The DuckDB copy: a new file after a full refresh, else the new parts folded in.
+    db = viewstore.ViewDb(out, previous)
+    try:
+        for name in views:
+            if name in rebuilt:
+                db.replace(name)
+            else:
+                db.fold(name, number)
+        rows = {name: db.count(name) for name in views}
+        for derived in DERIVED:
+            if on_view is not None:
+                on_view(derived.name)
+            rows[derived.name] = _derive(engine, derived, out, db)
+        generation = uuid.uuid4().hex
+        db.commit(generation)
+    except BaseException:
+        db.abandon()
+        raise
     new_mark = max(marks) if marks else None
     if new_mark is None or (watermark is not None and new_mark < watermark):
         new_mark = watermark  # nothing newer arrived: keep the old watermark
-    state_out = {"watermark": new_mark, "refresh": number}
+    state_out = {"watermark": new_mark, "refresh": number, "generation": generation}
     (out / STATE_FILE).write_text(json.dumps(state_out), encoding="utf-8")
     return RefreshSummary("incremental" if merge else "full", loaded, rows, new_mark)
