@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -19,7 +20,7 @@ from yilian.analytics.catalog import core_views
 from yilian.analytics.compiler import compile_view
 from yilian.analytics.engines import DuckDBEngine
 from yilian.analytics.query import open_views
-from yilian.analytics.refresh import refresh
+from yilian.analytics.refresh import COMPILED_FILE, compiled_views, refresh
 from yilian.fhir import systems
 from yilian.synth.generator import DistrictGenerator, SynthConfig
 
@@ -176,3 +177,66 @@ def test_the_query_api_reads_incremental_changes(
     assert viewstore.deltas(out, "patients")
     sql = f"SELECT gender FROM patients WHERE id = '{patient['id']}'"
     assert open_views(out).query(sql).to_pylist() == [{"gender": "other"}]
+
+
+def _db_rows(out: Path, name: str) -> list[tuple[Any, ...]]:
+    """The rows of ``name`` in the DuckDB copy, without its added ``c_date`` columns."""
+    columns = ", ".join(f'"{c}"' for c in viewstore.read_view(out, name).column_names)
+    con = duckdb.connect(str(out / viewstore.DB_FILE), read_only=True)
+    try:
+        return _rows(con.sql(f'SELECT {columns} FROM "{name}"').to_arrow_table())
+    finally:
+        con.close()
+
+
+def test_the_duckdb_copy_holds_the_merged_rows_after_each_refresh(
+    district: dict[str, list[Resource]], tmp_path: Path
+) -> None:
+    since, deleted = _changed(district)
+    out = tmp_path / "views"
+    refresh(DuckDBEngine(), _write(tmp_path / "before", district), out)
+    for name in viewstore.names(out):
+        assert _db_rows(out, name) == _rows(viewstore.read_view(out, name)), name
+    gone = _deleted_file(tmp_path / "deleted.ndjson", deleted)
+    refresh(
+        DuckDBEngine(), _write(tmp_path / "since", since), out, incremental=True, deleted=[gone]
+    )
+    assert viewstore.deltas(out, "encounters")  # folded from a delta part, not rebuilt
+    for name in viewstore.names(out):
+        assert _db_rows(out, name) == _rows(viewstore.read_view(out, name)), name
+
+
+def test_typed_dates_are_the_same_from_the_copy_and_from_parquet(
+    district: dict[str, list[Resource]], tmp_path: Path
+) -> None:
+    out = tmp_path / "views"
+    refresh(DuckDBEngine(), _write(tmp_path / "before", district), out)
+    sql = "SELECT id, period_start, period_start_date, period_end_date FROM encounters"
+    from_copy = open_views(out).query(sql)
+    assert from_copy.schema.field("period_start_date").type == pa.date32()
+    rows = from_copy.to_pylist()
+    assert rows and all(
+        r["period_start_date"] == dt.date.fromisoformat(r["period_start"][:10]) for r in rows
+    )
+    # A copy of another refresh is not read: the Parquet merge gives the same columns.
+    state = json.loads((out / viewstore.STATE_FILE).read_text())
+    (out / viewstore.STATE_FILE).write_text(json.dumps({**state, "generation": "other"}))
+    con = duckdb.connect()
+    viewstore.register(con, out)
+    attached = con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    assert ("_yilian_views",) not in attached
+    assert _rows(con.sql(sql).to_arrow_table()) == _rows(from_copy)
+
+
+def test_compiled_sql_is_cached_and_a_stale_entry_recompiled(tmp_path: Path) -> None:
+    first = compiled_views("duckdb", "fhir_resources", tmp_path)
+    cache = json.loads((tmp_path / COMPILED_FILE).read_text())
+    assert set(cache) == {f"duckdb:fhir_resources:{n}" for n in core_views()}
+    for name, compiled in first.items():
+        assert compiled.sql == compile_view(core_views()[name], "duckdb").sql
+    # A cached entry is used only under its key (view JSON, dialect, table, compiler).
+    cache["duckdb:fhir_resources:patients"]["sql"] = "SELECT 'stale'"
+    (tmp_path / COMPILED_FILE).write_text(json.dumps(cache))
+    assert compiled_views("duckdb", "fhir_resources", tmp_path)["patients"].sql == "SELECT 'stale'"
+    again = compiled_views("duckdb", "fhir_changed", tmp_path)["patients"].sql
+    assert again == compile_view(core_views()["patients"], "duckdb", table="fhir_changed").sql

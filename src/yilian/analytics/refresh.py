@@ -197,7 +197,8 @@ def compiled_views(dialect: str, table: str, out: Path) -> dict[str, CompiledVie
     for name, view in views.items():
         text = json.dumps([fingerprint, dialect, table, view], sort_keys=True)
         key = hashlib.sha256(text.encode()).hexdigest()
-        hit = cache.get(name)
+        entry = f"{dialect}:{table}:{name}"  # full and incremental runs read other tables
+        hit = cache.get(entry)
         if isinstance(hit, dict) and hit.get("key") == key:
             columns = tuple((str(n), str(k), bool(c)) for n, k, c in hit["columns"])
             compiled[name] = CompiledView(
@@ -206,7 +207,7 @@ def compiled_views(dialect: str, table: str, out: Path) -> dict[str, CompiledVie
             continue
         fresh = compile_view(view, dialect, table=table)
         compiled[name] = fresh
-        cache[name] = {
+        cache[entry] = {
             "key": key,
             "sql": fresh.sql,
             "columns": [list(c) for c in fresh.columns],
