@@ -106,7 +106,7 @@ def main() -> None:
         if args.losers:
             print(f"{args.losers} losers (409): "
                   f"{sum(kinds.values()) / args.losers:.1f} statements each")  # fmt: skip
-        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(os.environ.get("BPROF_FILTER", ""), args.top)
         engine.dispose()
 
 

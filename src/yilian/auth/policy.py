@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as sql_tuple
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from yilian.auth.principal import CLINICIANS, Principal, Role
 from yilian.auth.scopes import scopes_permit
@@ -133,7 +134,7 @@ def _patients_via(
     target_type: str,
     targets: Any,
     patient_param: str,
-    only: str | None = None,
+    only: Only = None,
 ) -> Select[Any]:
     """Patients (ids) of ``res_type`` resources whose ``link_param`` points at ``targets`` (ids
     of ``target_type``, a list or a subquery) and that are active."""
@@ -155,9 +156,22 @@ def _patients_via(
     )
 
 
-def _only(pat: Any, patient_id: str | None) -> list[ColumnElement[bool]]:
+# ``only`` is a patient id, or a bound parameter standing for one (``_visible_one``).
+Only = str | BindParameter[str] | None
+
+
+def _only(pat: Any, patient_id: Only) -> list[ColumnElement[bool]]:
     """The filter for one patient, pushed into each branch so an index answers it."""
     return [] if patient_id is None else [pat.target_id == patient_id]
+
+
+def _literal_part(value: str, only: Only) -> Select[Any] | None:
+    """``SELECT value`` as a visible patient, when it can be the one asked about."""
+    if only is None:
+        return select(literal(value))
+    if isinstance(only, str):
+        return select(literal(value)) if only == value else None
+    return select(literal(value)).where(only == value)  # decided in SQL, per parameter
 
 
 def organisation_and_departments(organization_id: str) -> CompoundSelect[Any]:
@@ -178,7 +192,7 @@ def organisation_and_departments(organization_id: str) -> CompoundSelect[Any]:
     return select(literal(organization_id)).union(departments)
 
 
-def _encounter_patients(organisations: CompoundSelect[Any], only: str | None = None) -> Select[Any]:
+def _encounter_patients(organisations: CompoundSelect[Any], only: Only = None) -> Select[Any]:
     provider, pat = _refs("service-provider", "Encounter"), _refs("patient", "Encounterp")
     return (
         select(pat.target_id)
@@ -200,19 +214,23 @@ Patients = Select[Any] | CompoundSelect[Any]
 
 
 def visible_patients(
-    principal: Principal, *, extra: str | None = None, only: str | None = None
+    principal: Principal, *, extra: str | None = None, only: Only = None
 ) -> Patients | None:
     """``SELECT patient_id …`` of every patient whose record the principal may read (plus
     ``extra``, a patient opened by break-glass); None means every patient (admin). ``only``
-    limits it to one patient id (the question "may he see this one?")."""
+    limits it to one patient id (the question "may he see this one?"), or to the value of a
+    bound parameter."""
     role = principal.role
     if role is Role.ADMIN:
         return None
     parts: list[Select[Any]] = []
-    if extra is not None and only in (None, extra):
-        parts.append(select(literal(extra)))
-    if role is Role.RESIDENT and principal.patient_id and only in (None, principal.patient_id):
-        parts.append(select(literal(principal.patient_id)))
+    literals = [extra] if extra is not None else []
+    if role is Role.RESIDENT and principal.patient_id:
+        literals.append(principal.patient_id)
+    for value in literals:
+        part = _literal_part(value, only)
+        if part is not None:
+            parts.append(part)
     if role in CLINICIANS and principal.practitioner_id:
         pid = principal.practitioner_id
         if role is Role.FAMILY_DOCTOR:
@@ -248,13 +266,24 @@ def visible_patients(
     return union(*parts) if len(parts) > 1 else parts[0]
 
 
+@lru_cache(maxsize=1024)
+def _visible_one(principal: Principal) -> Select[Any] | None:
+    """``SELECT EXISTS (visible patient = :patient)`` for this principal, built once: building
+    the statement anew for every check cost more CPU than running it (bench/
+    referral_booking_profile.py, ADR 0020). None for an admin (every patient)."""
+    visible = visible_patients(principal, only=bindparam("patient", type_=String))
+    return None if visible is None else select(exists(visible.subquery()))
+
+
 def may_read_patient(session: Session, principal: Principal, patient_id: str) -> bool:
     """Whether the principal may read this patient's record (without break-glass)."""
-    for member in [patient_id, *sorted(linked_ids(session, [patient_id]))]:
-        visible = visible_patients(principal, only=member)
-        if visible is None:
-            return True
-        if session.execute(select(exists(visible.subquery()))).scalar_one() is True:
+    statement = _visible_one(principal)
+    if statement is None:
+        return True
+    if session.execute(statement, {"patient": patient_id}).scalar_one() is True:
+        return True
+    for member in sorted(linked_ids(session, [patient_id])):
+        if session.execute(statement, {"patient": member}).scalar_one() is True:
             return True  # rule linked-records: one of the person's registrations is his
     return False
 

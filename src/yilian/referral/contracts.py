@@ -14,10 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, String, bindparam, exists, select
+from sqlalchemy.orm import aliased
 
 from yilian.fhir import search as search_engine
 from yilian.fhir import systems
 from yilian.fhir.errors import invalid, not_found
+
+# arch: store-access — the 1+1+1 rule's check of a resident's contract, run on every booking, is
+# one prepared statement over the CareTeam's index rows (the search it replaces, without its
+# per-call statement building); it returns the contract to the rule, nothing to the user.
+from yilian.fhir.models import ReferenceIndex, ResourceRow, TokenIndex
 from yilian.fhir.store import ResourceStore
 from yilian.referral import resources as rs
 from yilian.referral.errors import conflict, forbidden
@@ -63,22 +73,47 @@ def organization_tier(store: ResourceStore, org_id: str) -> str | None:
     return rs.code_of(row.content.get("type", []), systems.ORGANIZATION_TIER)
 
 
+@cache
+def _contract_statement() -> Select[Any]:
+    """The resident's (``:patient``) first active contract CareTeam: the search ``CareTeam?
+    patient=Patient/{id}&status=active&category={contract}&_count=1`` (same index rows, same
+    first match by primary key), built once — booking checks it on every request and building
+    the search's statement cost more CPU than running it (ADR 0020)."""
+    team = aliased(ResourceRow, name="contract_team")
+    patients = select(ReferenceIndex.resource_pk).where(
+        ReferenceIndex.res_type == "CareTeam",
+        ReferenceIndex.param == "patient",
+        ReferenceIndex.target_id == bindparam("patient", type_=String),
+        ReferenceIndex.target_type == "Patient",
+    )
+
+    def token(param: str, code: str, system: str | None = None) -> ColumnElement[bool]:
+        return exists().where(
+            TokenIndex.resource_pk == team.pk,
+            TokenIndex.param == param,
+            TokenIndex.code == code,
+            *([TokenIndex.system == system] if system is not None else []),
+        )
+
+    return (
+        select(team.content)
+        .where(
+            team.res_type == "CareTeam",
+            team.deleted.is_(False),
+            team.pk.in_(patients),
+            token("status", "active"),
+            token("category", CONTRACT_CODE, systems.FAMILY_DOCTOR_CONTRACT),
+        )
+        .order_by(team.pk)
+        .limit(1)
+    )
+
+
 def _contract_team(store: ResourceStore, patient_id: str) -> Json | None:
     """The resident's active contract CareTeam — a rule check by the server, not a disclosure."""
     store.flush()
-    bundle = search_engine.search(
-        store.session,
-        "CareTeam",
-        [
-            ("patient", f"Patient/{patient_id}"),
-            ("status", "active"),
-            ("category", f"{systems.FAMILY_DOCTOR_CONTRACT}|{CONTRACT_CODE}"),
-            ("_count", "1"),
-        ],
-        base_url="",
-    )
-    entries = bundle.get("entry", [])
-    return entries[0]["resource"] if entries else None
+    found = store.session.execute(_contract_statement(), {"patient": patient_id}).scalar()
+    return dict(found) if found is not None else None
 
 
 def contracted_organizations(store: ResourceStore, patient_id: str) -> set[str] | None:
