@@ -203,18 +203,20 @@ def drop_pg(name: str) -> None:
     admin.dispose()
 
 
-def load(url: str, path: Path, workers: int) -> tuple[int, int, float, dict[str, float]]:
+def load(
+    url: str, path: Path, workers: int, batch_size: int
+) -> tuple[int, int, float, dict[str, float], float]:
     engine = make_engine(url)
     upgrade_to_head(engine)
     runtime = Runtime(engine, "http://bench/fhir")
     backends = pg_backends(url) if url.startswith("postgresql") else None
     with CpuMeter(backends) as meter:
         started = time.perf_counter()
-        options = LoadOptions(workers=workers)
+        options = LoadOptions(workers=workers, batch_size=batch_size)
         report = Loader(runtime, RequestContext.system(), options).load([path])
         seconds = time.perf_counter() - started
     engine.dispose()
-    return report.loaded, report.rejected, seconds, meter.seconds()
+    return report.loaded, report.rejected, seconds, meter.seconds(), report.turn_wait
 
 
 def show(
@@ -272,6 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--resources", type=int, default=60000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--source", choices=("district", "synthea"), default="district")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-sqlite", action="store_true")
@@ -285,6 +288,8 @@ def main() -> None:
         "--db-prefix", default="yilian_bench", help="name prefix of the fresh PostgreSQL database"
     )
     args = parser.parse_args()
+    if args.workers < 0 or args.batch_size < 1:
+        parser.error("--workers must be >= 0 and --batch-size >= 1")
     with tempfile.TemporaryDirectory() as tmp:
         if args.input is not None:
             if not args.input.is_file():
@@ -304,8 +309,15 @@ def main() -> None:
         if not args.skip_postgresql:
             url, name = fresh_pg(args.db_prefix)
             try:
-                loaded, rejected, seconds, cpu = load(url, path, args.workers)
+                loaded, rejected, seconds, cpu, waited = load(
+                    url, path, args.workers, args.batch_size
+                )
                 show("postgresql", loaded, rejected, seconds, cpu, args.cores)
+                # A worker waiting for its turn leaves its database backend idle too.
+                print(
+                    f"  chunks waited {waited:.1f} s for their commit turn, "
+                    f"{waited / (seconds * max(args.workers, 1)):.1%} of the workers' wall time"
+                )
                 raw, raw_cpu = raw_copy(url, path)
                 print(
                     f"raw COPY into one jsonb column: {raw:.1f} s wall, {count / raw:,.0f} rows/s; "
@@ -319,8 +331,8 @@ def main() -> None:
             finally:
                 drop_pg(name)
         if not args.skip_sqlite:
-            loaded, rejected, seconds, cpu = load(
-                f"sqlite:///{tmp}/bench.sqlite", path, args.workers
+            loaded, rejected, seconds, cpu, _waited = load(
+                f"sqlite:///{tmp}/bench.sqlite", path, args.workers, args.batch_size
             )
             show("sqlite", loaded, rejected, seconds, cpu, args.cores)
         print(f"load average after: {_loadavg()}")

@@ -16,6 +16,7 @@ a deadlock PostgreSQL breaks is retried the same way.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +78,7 @@ class ChunkOutcome:
     result: BatchResult = field(default_factory=BatchResult)
     rejected: list[Rejected] = field(default_factory=list)
     written: bool = False  # False: nothing committed (strict stop, or an earlier chunk stopped)
+    waited: float = 0.0  # seconds spent waiting for its commit turn with its rows written
 
 
 def record_progress(
@@ -153,7 +155,11 @@ def _write(
             writer = BatchWriter(session, task.ctx, source=task.source)
             outcome.result = writer.write_rows(chunk.prepared)
             if not in_turn:
-                turns.wait(task.seq, holding_locks=True)
+                started = time.perf_counter()
+                try:
+                    turns.wait(task.seq, holding_locks=True)
+                finally:
+                    outcome.waited += time.perf_counter() - started
                 session.execute(NO_LOCK_TIMEOUT)
             if turns.aborted:
                 session.rollback()

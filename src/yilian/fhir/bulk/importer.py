@@ -79,6 +79,9 @@ class LoadReport:
     errors: list[LoadError] = field(default_factory=list)
     bytes_total: int = 0
     bytes_done: int = 0
+    # PostgreSQL: seconds the workers' chunks waited, rows written, for their commit turn (the
+    # cores a load leaves idle: the benchmark reports it as a share of the workers' time)
+    turn_wait: float = 0.0
 
 
 class LoadAborted(Exception):
@@ -308,6 +311,7 @@ class Loader:
             if not done.written:
                 raise LoadAborted("the load was stopped before this chunk committed")
             result = done.result
+            self.report.turn_wait += done.waited
         else:
             result = self._write(state, chunk, done, len(errors))
         self._count(result, errors)
