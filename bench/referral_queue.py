@@ -6,7 +6,9 @@ to one hospital, bulk-loaded with ``yilian load`` and ANALYZEd; then serves the 
 process) and times, as the hospital's referral-desk specialist over loopback HTTP, ``--runs``
 requests each of the queue API (``GET /api/referral/queue?limit=50``, first and a middle page)
 and the queue page (``GET /referral/queue``, 50 a page, signed in through the form). Prints
-median and p95, and the CPU seconds of the server process over the timed requests. Usage:
+median and p95, and the CPU of the server process and of the PostgreSQL backends serving the
+bench database over the timed requests (per request: with the cores to itself a request costs
+about their sum). Usage:
 
     .venv/bin/python bench/referral_queue.py [--open 10000] [--runs 40] [--backend sqlite]
 """
@@ -30,6 +32,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from referral_booking import backend_pids, cpu_seconds, used  # noqa: E402
 
 from yilian.auth.principal import Role
 from yilian.auth.service import create_user, issue_token
@@ -101,6 +106,17 @@ def server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL backends serving the bench database (none: SQLite)."""
+    return cpu_seconds(backend_pids(url)) if url.startswith("postgresql") else {}
+
+
+def cpu_line(pid: int, url: str, before: tuple[float, dict[int, float]], runs: int) -> str:
+    server = (server_cpu(pid) - before[0]) / runs * 1000
+    database = used(before[1], database_cpu(url)) / runs * 1000
+    return f"CPU per request: server {server:.0f} ms, PostgreSQL {database:.0f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--open", type=int, default=10_000, help="open referrals to the hospital")
@@ -158,21 +174,19 @@ def main() -> None:
         print(f"first of the queue: {ranks[:5]} … ({len(first)} shown)")
         print(f"queue total: {api.get('/api/referral/queue?limit=1').json()['total']:,}")
         for query in ("limit=50", f"limit=50&offset={args.open // 2}"):
-            cpu = server_cpu(server.pid)
+            cpu = server_cpu(server.pid), database_cpu(url)
             median, p95 = timed(api, f"/api/referral/queue?{query}", args.runs, "tasks")
-            used = (server_cpu(server.pid) - cpu) / args.runs * 1000
             print(f"GET /api/referral/queue?{query}: median {median:.0f} ms, p95 {p95:.0f} ms "
-                  f"(server CPU {used:.0f} ms per request)")  # fmt: skip
+                  f"({cpu_line(server.pid, url, cpu, args.runs)})")  # fmt: skip
         page = httpx.Client(base_url=base, timeout=300, follow_redirects=False)
         token_field = re.search(r'name="csrf_token" value="([^"]+)"', page.get("/login").text)
         assert token_field
         page.post("/login", data={"username": "bench-desk", "password": PASSWORD,
                                   "csrf_token": token_field.group(1), "next": "/"})  # fmt: skip
-        cpu = server_cpu(server.pid)
+        cpu = server_cpu(server.pid), database_cpu(url)
         median, p95 = timed(page, "/referral/queue", args.runs, 'id="queue"')
-        used = (server_cpu(server.pid) - cpu) / args.runs * 1000
         print(f"GET /referral/queue (page, 50 rows): median {median:.0f} ms, p95 {p95:.0f} ms "
-              f"(server CPU {used:.0f} ms per request); load average "
+              f"({cpu_line(server.pid, url, cpu, args.runs)}); load average "
               f"{Path('/proc/loadavg').read_text().split()[0]}")  # fmt: skip
     finally:
         if server is not None:
