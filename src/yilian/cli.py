@@ -68,6 +68,14 @@ def migrate() -> None:
         typer.echo(message, err=True)
 
 
+def _mount_demo() -> None:
+    from yilian.demo import demo
+
+    app.command(help="Generate, load and serve the demo district (the README's first command).")(
+        demo
+    )
+
+
 def _mount_load() -> None:
     from yilian.fhir.bulk.cli import load
 
@@ -130,6 +138,7 @@ def _mount_mpi() -> None:
 
 # The command groups of the modules that have them, in the order ``--help`` lists them.
 GROUPS = {
+    "demo": _mount_demo,
     "load": _mount_load,
     "export": _mount_export,
     "synth": _mount_synth,

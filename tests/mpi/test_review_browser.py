@@ -1,27 +1,31 @@
 """The steward works the review queue in a real browser (Playwright + Debian's chromium).
 
-Set-up as scripts/demo on a tiny district: ``yilian synth --duplicates``, ``load``, ``users demo``,
-``mpi dedupe``, the sure links loaded, ``mpi review import``, then ``yilian serve``. The steward
-signs in, opens the most likely pair, keeps it apart, undoes that, links it, and the store shows
-the links; at phone width the comparison page does not scroll sideways.
+Set-up is scripts/demo's own command on a tiny district: ``yilian demo`` (generate with
+duplicates, ``mpi dedupe``, load the district and the sure links, slots, ``users demo``,
+``mpi review import``, serve). The steward signs in, opens the most likely pair, keeps it apart,
+undoes that, links it, and the store shows the links; at phone width the comparison page does not
+scroll sideways.
 """
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.web.test_browser import (
     CHROMIUM,
+    YILIAN,
+    _free_port,
     _no_sideways_scroll,
-    _run,
     _sign_in,
     chromium,
     demo_env,
-    serving,
 )
 from yilian.db import make_engine, session_factory
 from yilian.fhir.store import ResourceStore
@@ -37,18 +41,32 @@ __all__ = ["chromium"]  # the module's fixture, shared
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    root = tmp_path_factory.mktemp("steward")
-    district, data, mpi = root / "district", root / "data", root / "mpi"
+    data = tmp_path_factory.mktemp("steward") / "data"
     env = demo_env(data)
-    _run(["synth", "--scale", "0.0003", "--out", str(district), "--end-date", "today",
-          "--duplicates", "0.3"], env)  # fmt: skip
-    for args in (["load", str(district)], ["users", "demo", str(district)],
-                 ["mpi", "dedupe", str(district), "--out", str(mpi)],
-                 ["load", str(mpi / "Patient.ndjson")],
-                 ["mpi", "review", "import", str(mpi / "mpi-review.csv")]):  # fmt: skip
-        _run(args, env)
-    with serving(env) as url:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [YILIAN, "demo", "--scale", "0.0003", "--duplicates", "0.3", "--days", "3",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300  # generates, matches and loads first
+        while not _answers(f"{url}/login"):
+            assert process.poll() is None, "yilian demo exited"
+            assert time.monotonic() < deadline, "yilian demo did not serve within 300 s"
+            time.sleep(0.25)
         yield url, data / "yilian.sqlite"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _links(database: Path, patient: str) -> list[tuple[str, str]]:

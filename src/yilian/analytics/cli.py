@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,12 @@ EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (default) or sp
 def _check_engine(name: str) -> None:
     if name not in ("duckdb", "spark"):
         raise typer.BadParameter(f"must be duckdb or spark, got {name!r}", param_hint="--engine")
+    if name == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise typer.BadParameter(
+            "the Spark engine needs pyspark, an optional dependency: `.venv/bin/pip install -e "
+            "'.[spark]'` (scripts/setup installs it; the demo's setup does not)",
+            param_hint="--engine",
+        )
 
 
 @app.command()

@@ -91,8 +91,9 @@ def demo_slots(
     from yilian.referral.demo import generate_demo_slots
 
     runtime = _runtime()
-    with runtime.transaction(RequestContext.system()) as service:
-        made = generate_demo_slots(service, dt.date.today(), days)
+    context = RequestContext.system()
+    with runtime.transaction(context) as service:
+        made = generate_demo_slots(service, context, dt.date.today(), days)
     typer.echo(
         f"{made.schedules} schedule(s): {made.created} slot(s) created ({made.reserved} reserved "
         f"for community referrals), {made.existing} already there"

@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session
 from yilian.fhir.auditing import AuditBuffer
 from yilian.fhir.bulk import copytext
 from yilian.fhir.bulk.copytext import PK_MARK
-from yilian.fhir.bulk.prepare import Prepared, index_columns, prepare_stored, restamp, stamp
+from yilian.fhir.bulk.prepare import (
+    Prepared,
+    index_columns,
+    prepare_chunk,
+    prepare_stored,
+    restamp,
+    stamp,
+)
+from yilian.fhir.errors import invalid
 from yilian.fhir.models import INDEX_TABLES, ResourceRow
 from yilian.fhir.runtime import RequestContext
 from yilian.fhir.store import Access
@@ -349,6 +357,44 @@ class BatchWriter:
         pks = dict(zip(keys, self.sink.allocate(len(keys)), strict=True))
         final = {(p.res_type, p.res_id): (p, 1, p.content) for p in prepared}
         self._write_rows(final, [], pks, {})
+
+
+def write_resources(
+    session: Session,
+    ctx: RequestContext,
+    resources: Sequence[dict[str, Any]],
+    *,
+    source: str,
+    batch_size: int = 1000,
+) -> BatchResult:
+    """Resources a job made in memory, written as the loader writes a file's lines.
+
+    Each is validated (R4 + yilian rules) and stamped; a known id becomes a new version; one
+    audit entry of event ``import`` per batch names ``source``. Store write hooks do not run, as
+    in any bulk load: for what a job generates (the demo's Slots, ``yilian.referral.demo``), not
+    for requests. The first invalid resource raises a FhirError naming it; the caller's
+    transaction then rolls back whatever earlier batches wrote. The caller flushes its store's
+    buffered rows first and commits.
+    """
+    total = BatchResult()
+    writer = BatchWriter(session, ctx, source=source)
+    for start in range(0, len(resources), batch_size):
+        batch = resources[start : start + batch_size]
+        lines = [(start + n, orjson.dumps(r)) for n, r in enumerate(batch, 1)]
+        chunk = prepare_chunk(lines, validate=True)
+        if chunk.rejected:
+            first = chunk.rejected[0]
+            raise invalid(
+                f"{source}: resource {first.line} of {len(resources)}: {first.message}",
+                rule="bulk-write-resource",
+                status=422,
+            )
+        result = writer.write(chunk.prepared)
+        total.written += result.written
+        total.updated += result.updated
+        total.by_type.update(result.by_type)
+        total.refs.extend(result.refs)
+    return total
 
 
 def _method(item: Prepared) -> str:
