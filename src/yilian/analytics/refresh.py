@@ -98,8 +98,11 @@ def files_by_type(files: Sequence[Path], types: set[str]) -> dict[str, list[Path
 
 def _derive(engine: Engine, derived: Derived, out: Path, db: viewstore.ViewDb) -> int:
     """Recompute a derived table from its input views (small: one row per referral or
-    contract), on the same engine so its SQL runs unchanged on both; the inputs come from the
-    DuckDB copy (current rows, decoded once) rather than a merge of the Parquet parts."""
+    contract), with the refresh's engine dialect so its SQL runs unchanged on both. On DuckDB
+    it runs inside the DuckDB copy, over the current rows kept there; another engine gets the
+    inputs from the copy as Arrow."""
+    if engine.dialect == "duckdb":
+        return db.derive(derived.name, derived.sql)
     for name in derived.inputs:
         engine.register(name, db.table(name))
     table = engine.query(derived.sql)

@@ -245,6 +245,22 @@ class ViewDb:
         )
         con.execute(f"INSERT INTO {table} {relation}").fetchall()
 
+    def derive(self, name: str, sql: str) -> int:
+        """Compute a derived table with DuckDB-dialect ``sql`` over the copy's tables (their
+        current rows, no Parquet merge), keep it in the copy and write its Parquet base file;
+        returns its row count."""
+        con = self._db()
+        columns = [d[0] for d in con.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
+        relation = typed_sql(name, columns, sql)
+        con.execute(f"CREATE OR REPLACE TABLE {_quote(name)} AS {relation}").fetchall()
+        listed = ", ".join(_quote(c) for c in columns)
+        target = base_file(self.out, name)
+        con.execute(
+            f"COPY (SELECT {listed} FROM {_quote(name)}) TO {_sql_path(target)} (FORMAT parquet)"
+        ).fetchall()
+        clear_view_deltas(self.out, name)
+        return self.count(name)
+
     def count(self, name: str) -> int:
         rows = self._db().execute(f"SELECT count(*) FROM {_quote(name)}").fetchall()
         return int(rows[0][0])
