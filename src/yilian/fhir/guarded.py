@@ -75,11 +75,18 @@ class GuardedStore(ResourceStore):
         return entries, total
 
     def create(
-        self, resource: dict[str, Any], *, res_id: str | None = None, fresh_id: bool = False
+        self,
+        resource: dict[str, Any],
+        *,
+        res_id: str | None = None,
+        fresh_id: bool = False,
+        shared_content: bool = False,
     ) -> WriteResult:
         if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
             self.guard.check_write(self.session, resource["resourceType"], resource, None)
-        return super().create(resource, res_id=res_id, fresh_id=fresh_id)
+        return super().create(
+            resource, res_id=res_id, fresh_id=fresh_id, shared_content=shared_content
+        )
 
     def update(
         self,
