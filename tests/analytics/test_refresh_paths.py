@@ -240,3 +240,21 @@ def test_compiled_sql_is_cached_and_a_stale_entry_recompiled(tmp_path: Path) -> 
     assert compiled_views("duckdb", "fhir_resources", tmp_path)["patients"].sql == "SELECT 'stale'"
     again = compiled_views("duckdb", "fhir_changed", tmp_path)["patients"].sql
     assert again == compile_view(core_views()["patients"], "duckdb", table="fhir_changed").sql
+
+
+def test_a_refresh_while_a_reader_holds_the_copy(
+    district: dict[str, list[Resource]], tmp_path: Path
+) -> None:
+    out = tmp_path / "views"
+    refresh(DuckDBEngine(), _write(tmp_path / "before", district), out)
+    patient = district["Patient"][0]
+    sql = f"SELECT gender FROM patients WHERE id = '{patient['id']}'"
+    reader = open_views(out)  # attaches views.duckdb read-only: the refresh cannot write it
+    before = reader.query(sql).to_pylist()
+    changed = {"Patient": [{**patient, "gender": "other"}]}
+    refresh(DuckDBEngine(), _write(tmp_path / "since", changed), out, incremental=True)
+    assert reader.query(sql).to_pylist() == before  # the open reader keeps its snapshot
+    fresh = open_views(out)
+    assert fresh.query(sql).to_pylist() == [{"gender": "other"}]
+    attached = fresh.query("SELECT database_name FROM duckdb_databases()")["database_name"]
+    assert "_yilian_views" in attached.to_pylist()  # read from the new copy, not Parquet
