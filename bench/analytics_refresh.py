@@ -59,13 +59,19 @@ INDICATORS = {
         GROUP BY ALL ORDER BY subdistrict, age_band""",
     # Visits (ambulatory encounters) by care-network tier per ISO week, local dates
     # (period_start_date: the typed local date viewstore adds beside each dateTime column).
+    # Counted per week and organisation first, then rolled up by the organisation's tier (a
+    # department takes its facility's): the join and the tier lookup run on ~30k groups
+    # instead of 4.7 M rows (same rows as joining first; 2026-12-08: p50 619 -> 359 ms).
     "visits by tier per week": """
-        SELECT date_trunc('week', e.period_start_date) AS week,
-               coalesce(o.tier, parent.tier) AS tier, count(*) AS visits
-        FROM encounters e
-        JOIN organizations o ON e.organization = 'Organization/' || o.id
-        LEFT JOIN organizations parent ON o.part_of = 'Organization/' || parent.id
-        WHERE e.class_code = 'AMB'
+        WITH org AS (
+            SELECT 'Organization/' || o.id AS ref, coalesce(o.tier, parent.tier) AS tier
+            FROM organizations o
+            LEFT JOIN organizations parent ON o.part_of = 'Organization/' || parent.id),
+        weekly AS (
+            SELECT date_trunc('week', period_start_date) AS week, organization, count(*) AS n
+            FROM encounters WHERE class_code = 'AMB' GROUP BY ALL)
+        SELECT week, org.tier, sum(n) AS visits
+        FROM weekly JOIN org ON weekly.organization = org.ref
         GROUP BY ALL ORDER BY week, tier""",
 }
 
