@@ -114,6 +114,8 @@ def database_cpu(url: str) -> dict[int, float]:
 def cpu_line(pid: int, url: str, before: tuple[float, dict[int, float]], runs: int) -> str:
     server = (server_cpu(pid) - before[0]) / runs * 1000
     database = used(before[1], database_cpu(url)) / runs * 1000
+    if not url.startswith("postgresql"):
+        return f"server CPU {server:.0f} ms per request (SQLite works inside it)"
     return f"CPU per request: server {server:.0f} ms, PostgreSQL {database:.0f} ms"
 
 
