@@ -61,7 +61,7 @@ def _step(console: Console, name: str, started: float) -> None:
 
 
 def prepare(
-    scale: float, duplicates: float, days: int, console: Console, *, workers: int = 0
+    scale: float, duplicates: float, days: int, console: Console, *, workers: int = 2
 ) -> Path:
     """Steps 1-6; returns the district directory."""
     from yilian.auth.cli import demo as users_demo
@@ -127,11 +127,7 @@ def demo(
         0.1, min=0.0, max=1.0, help="Share registered again at a hospital, with typos (first run)."
     ),
     days: int = typer.Option(14, min=1, max=60, help="Days of referral slots from tomorrow."),
-    workers: int = typer.Option(
-        0,
-        min=0,
-        help="Validation processes of the load (0: inline, the faster for a demo-sized district).",
-    ),
+    workers: int = typer.Option(2, min=0, help="Validation processes of the load (0: inline)."),
     serve: bool = typer.Option(True, help="Serve when ready (--no-serve: prepare only)."),
 ) -> None:
     """Generate, load and serve the demo district (re-running reuses what exists)."""
