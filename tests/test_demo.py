@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from yilian.auth.service import find_user
 from yilian.cli import app
 from yilian.db import make_engine, session_factory
 from yilian.fhir import search
+from yilian.mpi.models import BlockingKeyRow
 from yilian.mpi.review import list_items
 
 ARGS = ["demo", "--no-serve", "--scale", "0.0003", "--duplicates", "0.3", "--days", "3",
@@ -54,6 +56,11 @@ def test_demo_prepares_everything_then_reuses_it(
                 if e["resource"].get("link")
             ]
             assert linked and all(p["meta"]["versionId"] == "2" for p in linked)
+            # every loaded Patient is in the real-time match's key index (the loader defers it)
+            keyed = session.execute(
+                select(func.count(distinct(BlockingKeyRow.patient_id)))
+            ).scalar_one()
+            assert keyed == _count(session, "Patient")
         again = CliRunner().invoke(app, ARGS)
         assert again.exit_code == 0, again.output
         assert "0 loaded" in again.output and "0 slot(s) created" in again.output

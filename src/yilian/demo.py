@@ -10,6 +10,9 @@ review queue, then serve. Each step reuses what exists, so a re-run starts servi
    It reads the files, not the store, so it runs *before* the load and the sure links
    (``DATA/mpi/Patient.ndjson``, the linked Patients as new versions) load in the same pass;
 3. ``load`` of the district and the links — the loader skips files it has loaded already;
+   then ``mpi index``: the bulk loader defers the real-time match's blocking keys
+   (docs/mpi.md), so without it a Patient registered in the demo would not be matched against
+   the district (about a second at the default scale; rebuilt each run, so always current);
 4. ``referral demo-slots`` — adds only the days that are new (bulk writer, one audit entry);
 5. ``users demo`` — existing users are kept;
 6. ``mpi review import`` — idempotent: a decided pair keeps its decision;
@@ -69,6 +72,7 @@ def prepare(
     from yilian.fhir.bulk.cli import load
     from yilian.mpi.cli import dedupe
     from yilian.mpi.review.cli import import_file
+    from yilian.mpi.store_cli import index as mpi_index
     from yilian.referral.cli import demo_slots
     from yilian.synth.cli import synth
 
@@ -96,6 +100,8 @@ def prepare(
     )
     load(paths=[district, mpi / "Patient.ndjson"], batch_size=1000, workers=workers,
          strict=False, validate=True, restart=False)  # fmt: skip
+    _step(console, "the real-time patient match's blocking keys", started)
+    mpi_index()
     _step(console, f"referral slots for the next {days} days (new days only)", started)
     demo_slots(days=days)
     _step(console, "demo users", started)
