@@ -351,6 +351,22 @@ def sample_queries(engine: Engine, runs: int, seed: int = 7) -> list[Query]:
             ).scalars()
             return rng.sample(list(rows), runs)
 
+    return [
+        *search_queries(engine, rng, pks),
+        Query(
+            "Patient/$everything (~500)",
+            TARGETS_MS["everything"],
+            [(f"Patient/heavy-{i % HEAVY_PATIENTS}/$everything", []) for i in range(runs)],
+        ),
+    ]
+
+
+def search_queries(
+    engine: Engine, rng: random.Random, pks: Callable[[str], list[int]]
+) -> list[Query]:
+    """Issue #2's three searches, their values read from the resources ``pks(type)`` picks
+    (resource keys; one case per picked resource that has the values)."""
+
     def rows(sql: str, owners: list[int]) -> list[Any]:
         found = []
         with engine.connect() as conn:
@@ -416,17 +432,19 @@ def sample_queries(engine: Engine, runs: int, seed: int = 7) -> list[Query]:
                 for p, low in encounters
             ],
         ),
-        Query(
-            "Patient/$everything (~500)",
-            TARGETS_MS["everything"],
-            [(f"Patient/heavy-{i % HEAVY_PATIENTS}/$everything", []) for i in range(runs)],
-        ),
     ]
 
 
-def call_service(runtime: Runtime, path: str, params: Params) -> int:
-    """One request through the service layer; returns the number of bundle entries."""
-    with runtime.transaction(RequestContext.system("system/bench")) as service:
+def call_service(
+    runtime: Runtime,
+    path: str,
+    params: Params,
+    context: Callable[[], RequestContext] | None = None,
+) -> int:
+    """One request through the service layer; returns the number of bundle entries.
+    ``context`` makes each request's context (default: a system actor, no access guard)."""
+    ctx = context() if context is not None else RequestContext.system("system/bench")
+    with runtime.transaction(ctx) as service:
         if path.endswith("$everything"):
             bundle = service.everything(path.split("/")[1])
         else:
@@ -483,9 +501,13 @@ def bench_token(engine: Engine) -> str:
 
 
 @contextmanager
-def server(url: str, port: int, token: str) -> Iterator[httpx.Client]:
+def server(
+    url: str, port: int, token: str, command: list[str] | None = None
+) -> Iterator[httpx.Client]:
+    """A uvicorn server in a second process (``command``, default this script's ``--serve``)
+    and an httpx client for its ``/fhir``."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, "--port", str(port)],
+        command or [sys.executable, __file__, "--serve", url, "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
     client = httpx.Client(
