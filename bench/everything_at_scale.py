@@ -47,11 +47,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from store_queries import (  # bench/ is the script's directory
     TARGETS_MS,
+    Backend,
     Params,
     Query,
     Result,
     call_http,
     call_service,
+    diagnose,
     load_avg,
     machine,
     search_queries,
@@ -138,6 +140,17 @@ def pick_near(sizes: Sizes, value: int, k: int, rng: random.Random) -> list[str]
         if len(chosen) == k:
             break
     return sorted(chosen)
+
+
+def first_calls(paths: list[str], warmup: int) -> list[bool]:
+    """For each timed call (``timed`` warms up on the first ``warmup`` cases, then times all of
+    them): whether it is the first call for its path, i.e. its data may not be cached yet."""
+    seen = set(paths[:warmup])
+    first = []
+    for path in paths:
+        first.append(path not in seen)
+        seen.add(path)
+    return first
 
 
 def rotate(items: list[str], runs: int) -> list[str]:
@@ -383,7 +396,7 @@ def choose(
     return Chosen(heavy, note, typical, median)
 
 
-def report(results: list[Result], console: Console) -> None:
+def report(results: list[Result], warmup: int, console: Console) -> None:
     table = Table(
         "layer",
         "query",
@@ -411,6 +424,16 @@ def report(results: list[Result], console: Console) -> None:
             f"≤ {r.query.target_ms:.0f} {'ok' if p95 <= r.query.target_ms else 'MISS'}",
         )
     console.print(table)
+    for r in results:
+        first = first_calls([path for path, _ in r.query.cases], warmup)
+        cold = [t for t, f in zip(r.timings, first, strict=True) if f]
+        warm = [t for t, f in zip(r.timings, first, strict=True) if not f]
+        if cold and warm:
+            console.print(
+                f"{r.layer} {r.query.label}: first call of a value {len(cold)}× "
+                f"p50 {statistics.median(cold):.1f} ms, max {max(cold):.1f}; "
+                f"repeated values {len(warm)}× p50 {statistics.median(warm):.1f} ms"
+            )
 
 
 def main() -> None:
@@ -423,6 +446,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=Path, help="keep / reuse the compartment sizes here")
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--no-doctor", action="store_true", help="skip the family-doctor run")
+    parser.add_argument("--profile", action="store_true", help="diagnose one call of each query")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -479,7 +503,12 @@ def main() -> None:
                     timed("db", "http", query, functools.partial(call_http, client), args.warmup)
                 )
                 console.log(f"http {query.label}: done · {load_avg()}")
-    report(results, console)
+    report(results, args.warmup, console)
+    if args.profile:  # statements, the slowest one's plan and a profile of one request each
+        backend = Backend(url.get_backend_name(), args.database_url, engine)
+        for query in queries:
+            first = Query(query.label, query.target_ms, query.cases[:1])
+            diagnose(backend, runtime, first, console, growth_calls=0)
     console.print(machine())
 
 

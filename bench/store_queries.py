@@ -543,8 +543,11 @@ def serve(url: str, port: int) -> None:
 # ------------------------------------------------------------------------------- diagnosis
 
 
-def diagnose(backend: Backend, runtime: Runtime, query: Query, console: Console) -> None:
-    """Statement timings, EXPLAIN ANALYZE (PostgreSQL) and a cProfile of one request."""
+def diagnose(
+    backend: Backend, runtime: Runtime, query: Query, console: Console, growth_calls: int = 40
+) -> None:
+    """Statement timings, EXPLAIN ANALYZE (PostgreSQL) and a cProfile of one request
+    (``$everything``: then ``growth_calls`` more calls of it, none if 0)."""
     path, params = query.cases[0]
     statements: list[tuple[float, str, Any]] = []
     started: dict[int, float] = {}
@@ -576,8 +579,8 @@ def diagnose(backend: Backend, runtime: Runtime, query: Query, console: Console)
                 "EXPLAIN (ANALYZE, BUFFERS) " + slowest[1], slowest[2]
             ).scalars()
             console.print("\n".join(plan), markup=False, highlight=False)
-    if path.endswith("$everything"):
-        growth(runtime, path, console)
+    if path.endswith("$everything") and growth_calls:
+        growth(runtime, path, console, growth_calls)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
     console.print(out.getvalue(), markup=False, highlight=False)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from everything_at_scale import (  # noqa: E402  (bench/ is not a package)
     compartment_keys,
+    first_calls,
     parse_band,
     pick_in_band,
     pick_near,
@@ -77,3 +78,9 @@ def test_compartment_keys_leave_audit_events_out() -> None:
     assert ("Observation", "subject") in keys
     assert ("Encounter", "patient") in keys
     assert all(res_type != "AuditEvent" for res_type, _ in keys)
+
+
+def test_first_calls_skip_the_warmed_up_values() -> None:
+    paths = ["a", "b", "c", "a", "b", "c"]
+    assert first_calls(paths, 2) == [False, False, True, False, False, False]
+    assert first_calls(paths, 0) == [True, True, True, False, False, False]
