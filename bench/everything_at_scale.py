@@ -441,6 +441,9 @@ def main() -> None:
     parser.add_argument("database_url", help="an existing, loaded store (not changed but audit)")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument(
+        "--everything-runs", type=int, help="runs of each $everything query (default --runs)"
+    )
     parser.add_argument("--band", type=parse_band, default=(400, 600), help="LOW-HIGH members")
     parser.add_argument("--patients", type=int, default=20, help="patients per group, rotated")
     parser.add_argument("--sizes", type=Path, help="keep / reuse the compartment sizes here")
@@ -451,8 +454,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.runs < 1 or args.warmup < 0 or args.patients < 1:
-        parser.error("--runs and --patients must be at least 1, --warmup at least 0")
+    args.everything_runs = args.everything_runs or args.runs
+    if min(args.runs, args.everything_runs, args.patients) < 1 or args.warmup < 0:
+        parser.error("--runs, --everything-runs, --patients: at least 1; --warmup at least 0")
     try:
         url = make_url(args.database_url)
     except ArgumentError as error:
@@ -473,10 +477,12 @@ def main() -> None:
     queries = [
         *search_queries(engine, rng, functools.partial(sample_pks, engine, rng, k=args.runs)),
         everything_query(
-            f"Patient/$everything ({args.band[0]}-{args.band[1]})", chosen.heavy, args.runs
+            f"Patient/$everything ({args.band[0]}-{args.band[1]})",
+            chosen.heavy,
+            args.everything_runs,
         ),
         everything_query(
-            f"Patient/$everything (median {chosen.median})", chosen.typical, args.runs
+            f"Patient/$everything (median {chosen.median})", chosen.typical, args.everything_runs
         ),
     ]
     runtime = Runtime(engine, "http://bench/fhir")
@@ -490,7 +496,7 @@ def main() -> None:
         console.print(f"{len(doctors)} of {len(chosen.heavy)} heavy patients have a family doctor")
         if doctors:
             query = everything_query(
-                "Patient/$everything, family doctor", sorted(doctors), args.runs
+                "Patient/$everything, family doctor", sorted(doctors), args.everything_runs
             )
             call = functools.partial(call_as_doctor, runtime, doctors)
             results.append(timed("db", "service", query, call, args.warmup))
