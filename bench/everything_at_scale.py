@@ -363,7 +363,7 @@ def everything_query(label: str, patients: list[str], runs: int) -> Query:
 @dataclass
 class Chosen:
     heavy: list[str]
-    heavy_note: str
+    heavy_members: str  # exact member counts of the heavy patients, "min-max"
     typical: list[str]
     median: int
 
@@ -386,14 +386,16 @@ def choose(
     heavy, note = pick_in_band(sizes, band, k, rng)
     median = quantiles[0.5]
     typical = pick_near(sizes, median, k, rng)
+    members = ""
     for label, group in (("heavy", heavy), ("typical", typical)):
         exact = [exact_size(engine, p) for p in group]
+        members = members or f"{min(exact)}-{max(exact)}"
         console.print(
             f"{label}: {len(group)} patients, members (exact, distinct) "
             f"min {min(exact)} · median {statistics.median(exact):g} · max {max(exact)}"
         )
     console.print(note)
-    return Chosen(heavy, note, typical, median)
+    return Chosen(heavy, members, typical, median)
 
 
 def report(results: list[Result], warmup: int, console: Console) -> None:
@@ -477,7 +479,7 @@ def main() -> None:
     queries = [
         *search_queries(engine, rng, functools.partial(sample_pks, engine, rng, k=args.runs)),
         everything_query(
-            f"Patient/$everything ({args.band[0]}-{args.band[1]})",
+            f"Patient/$everything (members {chosen.heavy_members})",
             chosen.heavy,
             args.everything_runs,
         ),
