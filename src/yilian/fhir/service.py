@@ -317,8 +317,12 @@ class FhirService:
             for res_type, ids in sorted(targets.items())
         ]
         query = select(*_COLUMNS).where(or_(*by_key), ResourceRow.deleted.is_(False))
-        restriction = self._restriction()
-        clause = restriction(ResourceRow) if restriction is not None else None
+        # Only the rules of the targets' types (ADR 0020): the same rows pass.
+        clause = (
+            self.guard.search_clause(ResourceRow, types=sorted(targets))
+            if self.guard is not None
+            else None
+        )
         if clause is not None:  # referenced resources the principal may not see stay out
             query = query.where(clause)
         return [row for row in self.session.execute(query) if row.pk not in member_pks]
