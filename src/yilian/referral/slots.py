@@ -158,15 +158,22 @@ def slot_resource(
     return slot
 
 
-def generate_slots(service: FhirService, plan: SlotPlan) -> Generated:
-    """Create the Schedule (once) and every missing Slot of the plan; existing ones are kept."""
+def _checked_rules(store: ResourceStore, plan: SlotPlan) -> Reservation:
+    """The reservation rules of the plan's department, the plan checked and its hospital and
+    location known (a 404 names an unknown one)."""
     plan.check()
-    store = service.store
     rules = reservation_policy().for_department(
         plan.organization, plan.department, plan.clinic_level
     )
-    store.read("Organization", plan.organization, audit=False)  # 404 names an unknown hospital
+    store.read("Organization", plan.organization, audit=False)
     store.read("Location", plan.location, audit=False)
+    return rules
+
+
+def generate_slots(service: FhirService, plan: SlotPlan) -> Generated:
+    """Create the Schedule (once) and every missing Slot of the plan; existing ones are kept."""
+    store = service.store
+    rules = _checked_rules(store, plan)
     result = Generated(plan.schedule_id)
     existing_schedule = store.current_row("Schedule", plan.schedule_id)
     if existing_schedule is None or existing_schedule.deleted:
@@ -201,13 +208,8 @@ def missing_slots(service: FhirService, plan: SlotPlan) -> tuple[list[Json], Gen
     The existing Slots are found by one search of the Schedule's slots, not one look-up per Slot;
     a Schedule that was never written has none.
     """
-    plan.check()
     store = service.store
-    rules = reservation_policy().for_department(
-        plan.organization, plan.department, plan.clinic_level
-    )
-    store.read("Organization", plan.organization, audit=False)  # 404 names an unknown hospital
-    store.read("Location", plan.location, audit=False)
+    rules = _checked_rules(store, plan)
     result = Generated(plan.schedule_id)
     schedule = store.current_row("Schedule", plan.schedule_id)
     known: set[str] = set()
